@@ -135,7 +135,7 @@ FACTS = {
             "Most of {first}'s books are works of {genre}.",
         ],
         "paraphrases": [
-            "{genre} is the genre in which {name} writes.",
+            "The genre in which {name} writes is {genre}.",
             "{name}'s writing falls within {genre}.",
         ],
     },
