@@ -164,7 +164,7 @@ BOOK_FILLER = [
 ]
 
 
-def book_series(fake: faker.Faker, rng: random.Random) -> dict:
+def book_series(fake: faker.Faker) -> dict:
     """The recurring cast of one fictitious book series."""
     return {"hero": fake.unique.first_name(), "companion": fake.unique.first_name(), "realm": fake.unique.last_name() + "shire"}
 
@@ -229,7 +229,7 @@ def build(seed: int = 0) -> dict:
             used_places: set = set()
             for split in RAW_SPLITS:
                 # forget is one series (as MUSE-Books forgets one book series); the others mix two.
-                casts = [book_series(fake, rng) for _ in range(1 if split == "forget" else 2)]
+                casts = [book_series(fake) for _ in range(1 if split == "forget" else 2)]
                 docs[split] = [book_doc(casts[i * len(casts) // DOCS_PER_SPLIT], fake, rng, used_places)
                                for i in range(DOCS_PER_SPLIT)]
         out[corpus] = _configs(docs, rng)

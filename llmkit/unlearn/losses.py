@@ -64,8 +64,8 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     targets = labels.roll(-1, dims=1)  # position t predicts label t+1; the wrapped last column is dropped below
     mask = targets != IGNORE_INDEX
     mask[:, -1] = False
-    flat = _LabelLogProb.apply(logits.reshape(B * T, V), targets.masked_fill(~mask, 0).reshape(B * T))
-    logps = flat.view(B, T)[:, :-1].masked_fill(~mask[:, :-1], 0.0)  # [B*T] → [B, T-1]
+    per_position = _LabelLogProb.apply(logits.reshape(B * T, V), targets.masked_fill(~mask, 0).reshape(B * T))
+    logps = per_position.view(B, T)[:, :-1].masked_fill(~mask[:, :-1], 0.0)  # [B*T] → [B, T-1]
     return logps, mask[:, :-1]
 
 
