@@ -31,7 +31,7 @@ def load_templates(
             raise LlmkitError("templates: 'generate' needs a model to generate with; none was given")
         return generate_templates(generate_fn, prompt=prompt, n=n)
     if source in BUNDLED:
-        lines = files("llmkit").joinpath("assets", "templates", BUNDLED[source]).read_text("utf-8").splitlines()
+        lines = (files("llmkit") / "assets" / "templates" / BUNDLED[source]).read_text("utf-8").splitlines()
     else:
         path = Path(source)
         if not path.is_file():
