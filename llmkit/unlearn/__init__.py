@@ -1,0 +1,1 @@
+"""Unlearning pillar: FLAT and baseline losses, template answers."""
