@@ -43,14 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     module_name, func_name = COMMANDS[name][0].split(":")
+    return run_guarded(name, lambda args: getattr(importlib.import_module(module_name), func_name)(args), rest)
+
+
+def run_guarded(name: str, func, argv: list[str] | None = None) -> int:
+    """Call `func(argv)`; bad input (LlmkitError) becomes one line on stderr and exit code 2 (LLMKIT_DEBUG=1 raises)."""
     try:
-        return int(getattr(importlib.import_module(module_name), func_name)(rest) or 0)
+        return int(func(argv) or 0)
     except LlmkitError as err:
         if os.environ.get("LLMKIT_DEBUG"):
             raise
         print(f"llmkit {name}: error: {err}", file=sys.stderr)
         return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -92,7 +92,9 @@ def _coerce(value, tp, key: str, source: str):
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         arms = typing.get_args(tp)
-        if value is None or (isinstance(value, str) and value.lower() in {"none", "null"} and type(None) in arms):
+        text = value.lower() if isinstance(value, str) else None
+        # "none" is a real value of some string options (report_to: none), so only null means None there.
+        if value is None or (type(None) in arms and (text == "null" or (text == "none" and str not in arms))):
             return None
         arms = [a for a in arms if a is not type(None)]
         if any(isinstance(a, type) and isinstance(value, a) and not isinstance(value, str) for a in arms):

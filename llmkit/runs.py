@@ -107,7 +107,8 @@ class MetricsJsonl(TrainerCallback):
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
+        # The end-of-training summary (it carries train_loss) is not a logging step.
+        if not state.is_world_process_zero or not logs or "train_loss" in logs:
             return control
         row = {"step": state.global_step, "epoch": state.epoch}
         for key, value in logs.items():
