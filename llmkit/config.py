@@ -99,8 +99,9 @@ def _coerce(value, tp, key: str, source: str):
         arms = [a for a in arms if a is not type(None)]
         if any(isinstance(a, type) and isinstance(value, a) and not isinstance(value, str) for a in arms):
             return value
-        # A string like "no" or "5" should become the typed arm, not stay a string.
-        arms.sort(key=lambda a: a is str)
+        # A string like "no" or "5" becomes the typed scalar arm; otherwise it stays a string before it is
+        # wrapped into a list or dict arm.
+        arms.sort(key=lambda a: 1 if a is str else 2 if typing.get_origin(a) in (list, tuple, dict) or a in (list, dict) else 0)
         errors = []
         for arm in arms:
             try:

@@ -11,6 +11,7 @@ still tokenises any input (byte-level). The model is big enough to memorise tofu
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -122,7 +123,9 @@ def resolve_model_path(name_or_path: str) -> str:
     from filelock import FileLock
 
     preset = name_or_path.split(":", 1)[1] or "llama"
-    target = cache_dir() / "tiny" / f"{preset}-v{BUILD_VERSION}"
+    # The tokenizer is trained on the bundled text, so the cache key covers it as well as the build recipe.
+    digest = hashlib.sha256("\n".join(bundled_texts()).encode()).hexdigest()[:10]
+    target = cache_dir() / "tiny" / f"{preset}-v{BUILD_VERSION}-{digest}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "BUILT").exists():
