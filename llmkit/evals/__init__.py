@@ -1,0 +1,1 @@
+"""Evaluation suites: TOFU and MUSE unlearning metrics, exact to the published definitions."""
