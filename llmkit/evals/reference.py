@@ -9,14 +9,13 @@ Also read, so users can bring the logs they already have: open-unlearning's `TOF
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from llmkit.errors import LlmkitError
+from llmkit.io import write_json
 
 FORMAT_VERSION = 1
 
@@ -31,16 +30,6 @@ class Reference:
     mink_auc: float | None = None  # forget vs holdout, MUSE convention (MUSE)
 
 
-def write_json_atomic(path: str | Path, obj) -> None:
-    """Write JSON through a temporary file in the same directory, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-    os.replace(tmp, path)
-
-
 def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_split: str, model: str,
                     truth_ratios=None, mink_auc: float | None = None) -> None:
     """Write the reference file of a retain (TOFU) or retrain (MUSE) model's evaluation."""
@@ -50,7 +39,7 @@ def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_spli
         obj["forget_truth_ratios"] = [float(r) for r in truth_ratios]
     if mink_auc is not None:
         obj["mink_auc"] = float(mink_auc)
-    write_json_atomic(path, obj)
+    write_json(path, obj)
 
 
 def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int) -> Reference:
