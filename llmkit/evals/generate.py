@@ -30,7 +30,7 @@ def finish_text(tokenizer, new_ids: Sequence[int], budget: int, stop: Sequence[s
     new_ids = list(new_ids)[:budget]
     if tokenizer.eos_token_id in new_ids:
         new_ids = new_ids[:new_ids.index(tokenizer.eos_token_id)]
-    text = tokenizer.decode(new_ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)
+    text = tokenizer.decode(new_ids, skip_special_tokens=True)
     for s in stop:
         text = text.split(s)[0]
     return text
