@@ -136,9 +136,10 @@ class TofuSuiteArgs:
     legacy: bool = field(default=False, metadata={"help": "locuslab/tofu semantics: arithmetic truth ratio in the reported "
                                                           "numbers, 200 total tokens, first 300 items"})
     max_new_tokens: int = field(default=200, metadata={"help": "generation length (open-unlearning)"})
-    legacy_max_length: int = field(default=200, metadata={"help": "prompt + generation tokens (legacy)"})
+    legacy_max_length: int = field(default=200, metadata={"help": "prompt + generation tokens, also the scoring "
+                                                                  "truncation (legacy)"})
     legacy_ds_size: int = field(default=300, metadata={"help": "items kept per split (legacy)"})
-    max_length: int = field(default=512, metadata={"help": "scoring truncation of prompt + answer tokens"})
+    max_length: int = field(default=512, metadata={"help": "scoring truncation of prompt + answer tokens (open-unlearning)"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
 
 
@@ -168,7 +169,8 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     pairs += [(p, r[base_key]) for p, r in zip(prompts, rows)]
     pairs += [(p, pert) for p, r in zip(prompts, rows) for pert in r["perturbed_answer"]]
     logprobs = answer_logprobs(model, tokenizer, pairs, add_eos=True, add_special_tokens=add_special_tokens,
-                               max_length=suite.max_length, batch_size=suite.batch_size, desc=f"tofu {name}: scoring")
+                               max_length=suite.legacy_max_length if suite.legacy else suite.max_length,
+                               batch_size=suite.batch_size, desc=f"tofu {name}: scoring")
     n, k = len(rows), len(rows[0]["perturbed_answer"])
     nll = mean_nll(logprobs)
     length = dict(max_length=suite.legacy_max_length) if suite.legacy else dict(max_new_tokens=suite.max_new_tokens)
