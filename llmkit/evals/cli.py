@@ -1,0 +1,133 @@
+"""`llmkit eval SUITE --model PATH [--reference FILE] [--out DIR] [--force] [--backend auto|hf|vllm] [--key value ...]`
+
+SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/). Any suite key can
+be overridden with `--key value`. Writes <out>/eval/<suite>.json (per-item values and generations),
+<suite>_summary.json and .md (the reported numbers) and <suite>_reference.json (what a later run takes with
+--reference when this model is the retain/retrain model). <out> defaults to the model directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from difflib import get_close_matches
+from pathlib import Path
+
+from llmkit.errors import LlmkitError
+from llmkit.io import atomic_write_text, write_json
+
+
+def resolve_suite(name: str) -> Path:
+    """A suite YAML path, or the name of one in ./eval/."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = Path("eval") / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in Path("eval").glob("*.yaml"))
+    hint = get_close_matches(path.stem, known, n=1)
+    raise LlmkitError(f"suite {name!r} not found (no such file, nor eval/{path.stem}.yaml)"
+                      + (f"; did you mean {hint[0]!r}?" if hint else ""))
+
+
+def load_model(path: str):
+    """Causal LM and tokenizer from a model or LoRA-adapter directory (or hub id), on GPU when there is one."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.models import load_tokenizer
+
+    if (Path(path) / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype="auto")
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype="auto")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval(), load_tokenizer(path)
+
+
+def fingerprint(model_path: str, suite: dict, overrides: dict, reference: str | None) -> str:
+    """What makes a cached result reusable: the suite, the overrides, the weights' files and the reference's bytes."""
+    weights = sorted((str(p.relative_to(model_path)), p.stat().st_size, p.stat().st_mtime_ns)
+                     for p in Path(model_path).glob("*") if p.is_file()) if Path(model_path).is_dir() else model_path
+    ref = hashlib.sha256(Path(reference).read_bytes()).hexdigest() if reference else None
+    blob = json.dumps([suite, overrides, weights, ref], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def summary_table(suite_name: str, metrics: dict, absent: dict) -> str:
+    """The reported numbers as a markdown table, with one line per metric that could not be computed."""
+    lines = [f"| {suite_name} | value |", "|---|---|"]
+    lines += [f"| {key} | {value:.4g} |" for key, value in metrics.items()]
+    lines += [f"| {key} | n/a: {why} |" for key, why in absent.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    """Entry point of `llmkit eval`."""
+    from llmkit.config import load_recipe, parse_cli_overrides
+    from llmkit.evals import SUITES
+    from llmkit.models import check_model_path
+
+    parser = argparse.ArgumentParser(prog="llmkit eval", description=__doc__.split("\n\n")[1])
+    parser.add_argument("suite")
+    parser.add_argument("--model", required=True, help="model or LoRA adapter directory, hub id, or tiny:<preset>")
+    parser.add_argument("--reference", help="reference file from evaluating the retain/retrain model")
+    parser.add_argument("--out", help="results go to OUT/eval/ (default: the model directory, else .)")
+    parser.add_argument("--force", action="store_true", help="recompute even if a cached result matches")
+    parser.add_argument("--backend", default="auto", help="generation: auto | hf | vllm")
+    args, rest = parser.parse_known_args(argv)
+    overrides = parse_cli_overrides(rest)
+
+    suite_path = resolve_suite(args.suite)
+    suite_name = suite_path.stem
+    suite = load_recipe(suite_path)
+    benchmark = suite.get("benchmark")
+    if benchmark not in SUITES:
+        hint = get_close_matches(str(benchmark), SUITES, n=1)
+        raise LlmkitError(f"{suite_path}: benchmark {benchmark!r} is not one of {sorted(SUITES)}"
+                          + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    model_path = check_model_path(args.model, "--model")
+    out_dir = Path(args.out or (model_path if Path(model_path).is_dir() else ".")) / "eval"
+    result_path = out_dir / f"{suite_name}.json"
+    key = fingerprint(model_path, suite, overrides, args.reference)
+    if result_path.is_file() and not args.force:
+        cached = json.loads(result_path.read_text(encoding="utf-8"))
+        if cached.get("fingerprint") == key:
+            print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
+            print(summary_table(suite_name, cached["metrics"], cached["absent"]))
+            return 0
+
+    from llmkit.evals.generate import get_backend
+
+    start = time.time()
+    model, tokenizer = load_model(model_path)
+    generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
+                            batch_size=int(suite.get("batch_size", 16)))
+    result = SUITES[benchmark](suite, overrides, str(suite_path), model, tokenizer, generator, args.reference)
+    for metric, why in result["absent"].items():
+        print(f"llmkit eval: {metric} not computed: {why}", file=sys.stderr)
+
+    info = {"suite": suite_name, "benchmark": benchmark, "model": model_path, "reference": args.reference,
+            "backend": generator.name, "fingerprint": key, "seconds": round(time.time() - start, 1),
+            "config": result["config"], "sizes": result["sizes"]}
+    ref = result["reference"]
+    write_json(result_path, {**info, "metrics": result["metrics"], "absent": result["absent"], "items": result["items"]})
+    # metrics that could not be computed are null at the top level, with the reason under "absent"
+    absent_keys = dict.fromkeys(result["absent"])
+    write_json(out_dir / f"{suite_name}_summary.json", {**info, **result["metrics"], **absent_keys, "absent": result["absent"]})
+    table = summary_table(suite_name, result["metrics"], result["absent"])
+    atomic_write_text(out_dir / f"{suite_name}_summary.md", table + "\n")
+    from llmkit.evals.reference import write_reference
+
+    write_reference(out_dir / f"{suite_name}_reference.json", benchmark=ref["benchmark"], suite=suite_name,
+                    forget_split=ref["forget_split"], model=model_path, truth_ratios=ref.get("truth_ratios"),
+                    mink_auc=ref.get("mink_auc"))
+    print(table)
+    print(f"llmkit eval: wrote {result_path} and {suite_name}_summary.json ({info['seconds']} s)")
+    return 0

@@ -1,0 +1,105 @@
+"""Retain/retrain-model reference files: what forget quality (TOFU) and PrivLeak (MUSE) compare against.
+
+Evaluating a retain model writes `<out>/eval/<suite>_reference.json`; a later run takes it with `--reference`.
+Also read, so users can bring the logs they already have: open-unlearning's `TOFU_EVAL.json` / `MUSE_EVAL.json`
+(`forget_truth_ratio.value_by_index`, `mia_min_k.agg_value`) and legacy TOFU's `eval_log_aggregated.json`
+(`eval_log_forget.json` -> `avg_paraphrased_loss`, `average_perturb_loss`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.errors import LlmkitError
+from llmkit.io import write_json
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Reference:
+    """What a later run needs from the retain/retrain model's evaluation."""
+
+    path: str
+    forget_split: str | None  # None for foreign logs, which do not record it
+    truth_ratios: np.ndarray | None = None  # per forget item, geometric R (TOFU)
+    mink_auc: float | None = None  # forget vs holdout, MUSE convention (MUSE)
+
+
+def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_split: str, model: str,
+                    truth_ratios=None, mink_auc: float | None = None) -> None:
+    """Write the reference file of a retain (TOFU) or retrain (MUSE) model's evaluation."""
+    obj = {"llmkit_reference": FORMAT_VERSION, "benchmark": benchmark, "suite": suite, "forget_split": forget_split,
+           "model": model}
+    if truth_ratios is not None:
+        obj["forget_truth_ratios"] = [float(r) for r in truth_ratios]
+    if mink_auc is not None:
+        obj["mink_auc"] = float(mink_auc)
+    write_json(path, obj)
+
+
+def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int) -> Reference:
+    """Read a reference for this suite's forget split; any mismatch is one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise LlmkitError(f"reference file not found: {path}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LlmkitError(f"reference {path} is not valid JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise LlmkitError(f"reference {path} is not a JSON object")
+    if "llmkit_reference" in obj:
+        ref = _from_llmkit(path, obj, benchmark)
+    elif "forget_truth_ratio" in obj or "mia_min_k" in obj:
+        ref = _from_open_unlearning(path, obj)
+    elif "eval_log_forget.json" in obj:
+        ref = _from_legacy_tofu(path, obj)
+    else:
+        raise LlmkitError(f"reference {path}: unknown format (expected an llmkit, open-unlearning or TOFU eval log)")
+    if ref.forget_split is not None and ref.forget_split != forget_split:
+        raise LlmkitError(f"reference {path} was computed on forget split {ref.forget_split!r}, "
+                          f"but this suite evaluates {forget_split!r}")
+    if benchmark == "tofu":
+        if ref.truth_ratios is None:
+            raise LlmkitError(f"reference {path} has no per-item forget truth ratios")
+        if ref.forget_split is None and len(ref.truth_ratios) != n_forget:
+            raise LlmkitError(f"reference {path} has {len(ref.truth_ratios)} forget truth ratios, but {forget_split} "
+                              f"has {n_forget} items: it is from another forget split")
+    if benchmark == "muse" and ref.mink_auc is None:
+        raise LlmkitError(f"reference {path} has no Min-k AUC")
+    return ref
+
+
+def _from_llmkit(path: Path, obj: dict, benchmark: str) -> Reference:
+    if obj.get("benchmark") != benchmark:
+        raise LlmkitError(f"reference {path} is for benchmark {obj.get('benchmark')!r}, not {benchmark!r}")
+    ratios = obj.get("forget_truth_ratios")
+    return Reference(str(path), obj.get("forget_split"), None if ratios is None else np.asarray(ratios, dtype=float),
+                     obj.get("mink_auc"))
+
+
+def _from_open_unlearning(path: Path, obj: dict) -> Reference:
+    ratios = None
+    if "forget_truth_ratio" in obj:
+        by_index = obj["forget_truth_ratio"].get("value_by_index") or {}
+        ratios = np.array([by_index[k]["score"] for k in sorted(by_index, key=int)], dtype=float)
+    auc_ou = (obj.get("mia_min_k") or {}).get("agg_value")
+    # open-unlearning's AUC is roc_auc_score(forget=0, holdout=1; score) = 1 - MUSE's
+    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - float(auc_ou))
+
+
+def _from_legacy_tofu(path: Path, obj: dict) -> Reference:
+    forget = obj["eval_log_forget.json"]
+    try:
+        para, pert = forget["avg_paraphrased_loss"], forget["average_perturb_loss"]
+        keys = sorted(para, key=int)
+        nll_para = np.array([para[k] for k in keys], dtype=float)
+        nll_pert = np.array([pert[k] for k in keys], dtype=float)  # [n, k]
+    except (KeyError, ValueError, TypeError) as err:
+        raise LlmkitError(f"reference {path}: eval_log_forget.json lacks per-item paraphrased/perturbed losses ({err})") from None
+    return Reference(str(path), None, np.exp(nll_para - nll_pert.mean(axis=1)))

@@ -1,0 +1,86 @@
+"""The MUSE suite end to end on the tiny model and a small MUSE-schema fixture."""
+
+import json
+
+import numpy as np
+import pytest
+
+from llmkit import data
+from llmkit.errors import LlmkitError
+from llmkit.evals.cli import main
+from llmkit.evals.muse import STOP_STRINGS, cut_to_tokens, rouge_l_f1
+
+SENTENCES = [
+    "The council approved the new harbour budget on Tuesday after a long debate.",
+    "Rain delayed the final match, and the crowd waited for two hours in the stands.",
+    "A local baker won the regional prize for her rye bread and honey cake.",
+    "The museum will reopen in spring with a gallery of maps from the old port.",
+    "Engineers said the bridge repairs would finish before the winter storms.",
+    "Schools in the valley closed early because of the heavy snow and ice.",
+]
+
+
+def write_jsonl(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def muse_data(tmp_path, monkeypatch):
+    root = tmp_path / "muse_fixture"
+    write_jsonl(root / "verbmem" / "forget.jsonl", [{"prompt": s[:30], "gt": s[30:] * 3} for s in SENTENCES[:4]])
+    qa = [{"question": f"What happened in story {i}?", "answer": s.split(",")[0]} for i, s in enumerate(SENTENCES)]
+    for part in ("forget", "retain"):
+        write_jsonl(root / "knowmem" / f"{part}_qa.jsonl", qa[:3])
+        write_jsonl(root / "knowmem" / f"{part}_qa_icl.jsonl", qa[3:])
+    write_jsonl(root / "privleak" / "forget.jsonl", [{"text": s} for s in SENTENCES[:3]])
+    write_jsonl(root / "privleak" / "holdout.jsonl", [{"text": s} for s in SENTENCES[3:]])
+    monkeypatch.setitem(data.BUNDLED, "muse-fixture", root)
+    monkeypatch.setattr(data, "_ALIASES", data._ALIASES | {"muse-fixture"})
+    return ["eval/muse_news.yaml", "--model", "tiny:llama-xs", "--dataset", "muse-fixture",
+            "--verbmem_max_new_tokens", "8", "--knowmem_max_new_tokens", "8"]
+
+
+def test_muse_suite_end_to_end_and_own_reference(muse_data, tmp_path):
+    from transformers import AutoTokenizer
+
+    from llmkit.tiny import resolve_model_path
+
+    assert main([*muse_data, "--out", str(tmp_path / "a")]) == 0
+    out = tmp_path / "a" / "eval"
+    result = json.loads((out / "muse_news.json").read_text())
+    summary = json.loads((out / "muse_news_summary.json").read_text())
+    assert summary["privleak"] is None and "--reference" in summary["absent"]["privleak"]
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("tiny:llama-xs"))
+    verbmem = result["items"]["verbmem_f"]
+    gts = [s[30:] * 3 for s in SENTENCES[:4]]
+    # MUSE cuts the reference to max_new_tokens ids (special tokens included)
+    assert [it["reference"] for it in verbmem] == [cut_to_tokens(tok, gt, 8) for gt in gts]
+    want = 100 * np.mean(rouge_l_f1([it["generation"] for it in verbmem], [it["reference"] for it in verbmem]))
+    assert summary["verbmem_f"] == pytest.approx(want)
+    for it in result["items"]["knowmem_f"]:
+        assert it["prompt"].count("Question: ") == 4 and it["prompt"].endswith("\nAnswer: ")
+        assert not any(stop in it["generation"] for stop in STOP_STRINGS)
+    scores = result["items"]["privleak"]
+    f = [s["min_k"] for s in scores if s["split"] == "forget"]
+    h = [s["min_k"] for s in scores if s["split"] == "holdout"]
+    pairs = [(a, b) for a in f for b in h]
+    assert summary["mink_auc"] == pytest.approx(sum((b < a) + 0.5 * (b == a) for a, b in pairs) / len(pairs))
+
+    ref = out / "muse_news_reference.json"
+    assert main([*muse_data, "--out", str(tmp_path / "b"), "--reference", str(ref)]) == 0
+    assert json.loads((tmp_path / "b" / "eval" / "muse_news_summary.json").read_text())["privleak"] == 0.0
+    with pytest.raises(LlmkitError, match="forget split 'news', but this suite evaluates 'books'"):
+        main([*muse_data, "--corpus", "books", "--out", str(tmp_path / "c"), "--reference", str(ref)])
+
+
+def test_muse_ou_compat_and_bad_metric(muse_data, tmp_path):
+    assert main([*muse_data, "--out", str(tmp_path), "--ou_compat", "true", "--metrics", "verbmem_f,privleak",
+                 "--retrain_auc", "0.5"]) == 0
+    summary = json.loads((tmp_path / "eval" / "muse_news_summary.json").read_text())
+    result = json.loads((tmp_path / "eval" / "muse_news.json").read_text())
+    assert [it["reference"] for it in result["items"]["verbmem_f"]] == [s[30:] * 3 for s in SENTENCES[:4]]
+    assert 0.0 <= summary["verbmem_f"] <= 1.0 and "knowmem_f" not in summary
+    assert summary["privleak"] == pytest.approx((summary["mink_auc"] - 0.5) / (0.5 + 1e-10) * 100)
+    with pytest.raises(LlmkitError, match="did you mean 'knowmem_f'"):
+        main([*muse_data, "--out", str(tmp_path), "--metrics", "knowmem_ff", "--force"])

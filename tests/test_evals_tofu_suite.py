@@ -1,0 +1,74 @@
+"""The TOFU suite end to end on the tiny model and tofu-mini: outputs, caching, references and bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import hmean
+
+from llmkit.errors import LlmkitError
+from llmkit.evals.cli import main
+
+FAST = ["--dataset", "tofu-mini", "--max_new_tokens", "4", "--batch_size", "32"]
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tofu")
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(out), *FAST]) == 0
+    return out / "eval"
+
+
+def test_outputs_and_numbers_recomputed_from_items(first_run, capsys):
+    result = json.loads((first_run / "tofu_forget01.json").read_text())
+    summary = json.loads((first_run / "tofu_forget01_summary.json").read_text())
+    assert summary["forget_quality"] is None and "--reference" in summary["absent"]["forget_quality"]
+    assert result["sizes"] == {"forget": 6, "retain": 60, "ra": 16, "wf": 16}
+    forget = result["items"]["forget"]
+    assert {"question", "answer", "generation", "nll_perturbed", "truth_ratio"} <= set(forget[0])
+    assert summary["forget_Q_A_Prob"] == pytest.approx(np.mean([np.exp(-it["nll_answer"]) for it in forget]))
+    ratios = [np.exp(-np.mean(it["nll_perturbed"])) / np.exp(-it["nll_base"]) for it in forget]
+    assert summary["forget_truth_ratio"] == pytest.approx(np.mean([min(r, 1 / r) for r in ratios]), rel=1e-6)
+    ra = result["items"]["ra"]
+    norm = [np.exp(-it["nll_answer"]) / (np.exp(-it["nll_answer"]) + np.exp(-np.array(it["nll_perturbed"])).sum()) for it in ra]
+    assert summary["ra_Q_A_Prob_normalised"] == pytest.approx(np.mean(norm), rel=1e-6)
+    nine = [summary[k] for k in ("retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio", "ra_Q_A_Prob_normalised",
+                                 "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio")]
+    assert summary["model_utility"] == pytest.approx(hmean(nine))
+    assert "forget_quality | n/a" in (first_run / "tofu_forget01_summary.md").read_text()
+
+
+def test_cached_unless_forced(first_run, capsys):
+    mtime = (first_run / "tofu_forget01.json").stat().st_mtime_ns
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(first_run.parent), *FAST]) == 0
+    assert "cached result" in capsys.readouterr().out
+    assert (first_run / "tofu_forget01.json").stat().st_mtime_ns == mtime
+
+
+def test_model_against_its_own_reference_has_forget_quality_one(first_run, tmp_path):
+    ref = first_run / "tofu_forget01_reference.json"
+    assert json.loads(ref.read_text())["forget_split"] == "forget01"
+    # legacy reports arithmetic truth ratios but forget quality stays geometric, so it still matches the reference
+    # (legacy generates up to 200 total tokens; no tofu-mini forget item is long enough to be cut at 200 for scoring)
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path), "--reference", str(ref),
+                 "--legacy", "true", *FAST]) == 0
+    summary = json.loads((tmp_path / "eval" / "tofu_forget01_summary.json").read_text())
+    assert summary["forget_quality"] == 1.0 and summary["absent"] == {}
+    first = json.loads((first_run / "tofu_forget01_summary.json").read_text())
+    assert summary["forget_Q_A_Prob"] == pytest.approx(first["forget_Q_A_Prob"], rel=1e-6)
+    assert summary["forget_truth_ratio"] != pytest.approx(first["forget_truth_ratio"], rel=1e-9)  # arithmetic vs geometric
+
+
+def test_bad_input_is_one_line(first_run, tmp_path):
+    ref = str(first_run / "tofu_forget01_reference.json")
+    cases = [
+        (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--forget_split", "forget03"], "forget03_perturbed"),
+        (["eval/tofu_forget01.yaml", "--model", str(tmp_path / "no_such_model")], "does not exist"),
+        (["eval/tofu_forget05.yaml", "--model", "tiny:llama-xs", "--reference", ref], "forget split 'forget01', but this suite evaluates 'forget05'"),
+        (["tofu_forgt01", "--model", "tiny:llama-xs"], "did you mean 'tofu_forget01'"),
+        (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--forget_splt", "forget01"], "did you mean 'forget_split'"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(LlmkitError, match=message) as err:
+            main([*argv, "--out", str(tmp_path), *FAST])
+        assert "\n" not in str(err.value)
