@@ -329,3 +329,138 @@ def warn(notes: list[str]) -> None:
     """Show fit/predict notes as Python warnings (visible on the CLI, catchable in code)."""
     for note in notes:
         pywarnings.warn(note, stacklevel=2)
+
+
+def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
+    """Final loss per candidate schedule with a `level` interval and the bootstrap probability that it is best."""
+    law = LAWS[fitted.law]
+    names = list(schedules)
+    finals, draws = [], []
+    for name in names:
+        lr = schedules[name]
+        feats = law.features(lr / fitted.lr_peak, **fitted.options)
+        last = np.array([len(lr) - 1])
+        finals.append(float(law.predict(fitted.theta, feats, last)[0][0]))
+        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [finals[-1]])
+    draws = np.array(draws)  # [schedules, boot]
+    wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
+    q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
+    return [
+        {"schedule": n, "final_loss": finals[i], "lo": float(q[0, i]), "hi": float(q[1, i]), "p_best": float(wins[i]),
+         "warnings": support_warnings(fitted, schedules[n])}
+        for i, n in enumerate(names)
+    ]
+
+
+def holdout_metrics(obs: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """PredE (mean |err|/loss), WorstE (max), final-point error, R2 and band coverage on held-out points."""
+    if len(obs) == 0:
+        return {}
+    rel = np.abs(mid - obs) / obs
+    ss = np.sum((obs - obs.mean()) ** 2)
+    return {
+        "n": int(len(obs)), "pred_e": float(rel.mean()), "worst_e": float(rel.max()), "final_err": float(mid[-1] - obs[-1]),
+        "r2": float(1 - np.sum((obs - mid) ** 2) / ss) if ss > 0 else float("nan"),
+        "coverage_90": float(np.mean((obs >= lo) & (obs <= hi))),
+    }
+
+
+def _curve_name(path: Path) -> str:
+    if path.is_dir():
+        return path.name
+    return path.parent.name if path.name in {"metrics.jsonl", "trainer_state.json"} else path.stem
+
+
+def load_curves(log_paths, target: str = "auto", schedule: str | None = None, fmt: str | None = None,
+                columns: dict | None = None) -> tuple[list[Curve], list[str]]:
+    """Logs -> Curves (LR at every step from the log, or from `schedule`), plus the notes on what was repaired or guessed."""
+    from llmkit.scaling.logs import read_log
+    from llmkit.scaling.schedules import lr_per_step, parse_schedule
+
+    curves, notes, seen = [], [], set()
+    for raw in log_paths:
+        log = read_log(raw, fmt=fmt, columns=columns)
+        notes += log.notes
+        series = {"loss": log.loss, "eval_loss": log.eval_loss}
+        if target == "auto":
+            target_ = "eval_loss" if len(log.eval_loss) >= 10 else "loss"
+        elif target in series:
+            target_ = target
+        else:
+            raise LlmkitError(f"{raw}: unknown target {target!r}; use auto, loss or eval_loss")
+        points = series[target_]
+        if len(points) == 0:
+            raise LlmkitError(f"{log.path}: no {target_} values found")
+        if schedule:
+            lr = parse_schedule(schedule)
+            if len(lr) - 1 < points.step[-1]:
+                raise LlmkitError(f"{log.path}: schedule {schedule!r} ends at step {len(lr) - 1}, the log goes to {points.step[-1]}")
+        else:
+            horizon = int(max(points.step[-1], log.lr.step[-1] if len(log.lr) else 0))
+            lr, lr_notes = lr_per_step(log.lr.step, log.lr.value, horizon, log.path)
+            notes += lr_notes
+        name = _curve_name(Path(raw))
+        while name in seen:
+            name += "'"
+        seen.add(name)
+        curves.append(Curve(name, lr, points.step, points.value))
+    return curves, notes
+
+
+def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None, out_dir: str | Path = "fit",
+            options: dict | None = None, min_step: int | None = None, n_boot: int = 100, target: str = "auto",
+            schedule: str | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
+    """Read logs, fit, predict each curve to its end, write params.json, pred.json, pred.csv, curve.png and summary.txt."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    curves, notes = load_curves(log_paths, target, schedule, fmt, columns)
+    fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
+    fitted.warnings = notes + fitted.warnings
+    preds, per_curve, rows = {}, [], []
+    for c in curves:
+        steps = np.arange(1, c.horizon + 1)
+        mid, lo, hi = predict(fitted, c.lr, steps)
+        preds[c.name] = (steps, mid, lo, hi)
+        at = c.step[(c.step >= 1) & (c.step <= c.horizon)]
+        obs = c.loss[(c.step >= 1) & (c.step <= c.horizon)]
+        held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
+        idx = at - 1
+        per_curve.append({
+            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
+            "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
+            "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
+            "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
+            "pred_final": {"step": int(c.horizon), "loss": float(mid[-1]), "lo": float(lo[-1]), "hi": float(hi[-1])},
+        })
+        rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
+    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
+              "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
+    write_json(out / "params.json", params)
+    write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
+    tmp = out / "pred.csv.tmp"
+    tmp.write_text("curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
+    os.replace(tmp, out / "pred.csv")
+    from llmkit.scaling.plot import plot_fit
+
+    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
+    tmp = out / "summary.txt.tmp"
+    tmp.write_text(summary(fitted, per_curve) + "\n")
+    os.replace(tmp, out / "summary.txt")
+    warn(fitted.warnings)
+    return params
+
+
+def summary(fitted: Fit, per_curve: list[dict]) -> str:
+    """A readable few lines: parameters with intervals, fit quality, held-out errors, final-loss predictions."""
+    ci = fitted.intervals()
+    lines = [f"law {fitted.law} {fitted.options}; {fitted.n_points} points; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
+    for name, value in fitted.params().items():
+        band = f" [{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if name in ci else ""
+        lines.append(f"  {name:6s} {value:.6g}{band}")
+    for c in per_curve:
+        h = c["holdout"]
+        held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
+        f = c["pred_final"]
+        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{held}")
+    lines += [f"  warning: {w}" for w in fitted.warnings]
+    return "\n".join(lines)
