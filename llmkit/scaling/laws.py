@@ -110,7 +110,7 @@ def _mpl_features(lr: np.ndarray, bin_steps: int = 16) -> dict:
 
 
 def _mpl_bins(feats, steps):
-    """Drop bins that never straddle a query step or a sign change: (drop sum, eta, S1 before, first k) per bin."""
+    """Drop bins that never straddle a query step, a sign change or a 1% move of eta: (drop sum, eta, S1 before, first k) per bin."""
     drop, lr, S1 = feats["drop"], feats["lr"], feats["S1"]
     ks = np.flatnonzero(drop)
     if len(ks) == 0:
@@ -120,6 +120,9 @@ def _mpl_bins(feats, steps):
     cut[0] = True
     cut[1:] |= np.sign(drop[ks[1:]]) != np.sign(drop[ks[:-1]])
     cut[1:] |= (ks[1:] // feats["bin_steps"]) != (ks[:-1] // feats["bin_steps"])
+    # and where eta moves by > 1% (warmup), since eta^-gamma is far from linear there
+    level = np.floor(np.log(np.maximum(lr[ks], 1e-12)) / 0.01)
+    cut[1:] |= level[1:] != level[:-1]
     cut[1:] |= np.searchsorted(steps, ks[1:], side="left") != np.searchsorted(steps, ks[:-1], side="left")
     start = np.flatnonzero(cut)
     w = np.abs(drop[ks])

@@ -205,7 +205,7 @@ def _tensorboard(path: Path):
                 yield index, {"step": event.step, tag: float(value.reshape(-1)[0])}
 
 
-NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf"
+NUM = r"(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)"
 
 
 def _hf_printed(path: Path, notes: list[str]):

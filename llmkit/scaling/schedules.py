@@ -142,7 +142,7 @@ def lr_per_step(step: np.ndarray, lr: np.ndarray, horizon: int, source: str) -> 
     order = np.argsort(step)
     step, lr = np.asarray(step)[order], np.asarray(lr, dtype=np.float64)[order]
     warnings = []
-    if step[0] > 0:
+    if step[0] > 1:  # HF-style logs start at step 1; step 0 is not a gap
         warnings.append(f"{source}: LR not logged before step {step[0]}; held at {lr[0]:.3g} (as if warmup ran at that LR)")
     if step[-1] < horizon:
         warnings.append(f"{source}: LR not logged after step {step[-1]}; held at {lr[-1]:.3g} up to step {horizon}")
