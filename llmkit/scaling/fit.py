@@ -45,7 +45,7 @@ class Fit:
     options: dict
     theta: np.ndarray
     boot: np.ndarray  # [n_boot, n_params]
-    resid: np.ndarray  # pooled log residuals of the fitted points
+    resid: np.ndarray  # log residuals the bands draw from: leave-one-curve-out when >= 2 curves, else in-sample
     lr_peak: float
     horizon: int
     objective: float
@@ -243,10 +243,29 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
     r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
+    if n_boot > 0 and len(data) >= 2:
+        resid = _cross_schedule_resid(law_, data, delta)
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
     return Fit(name, options, theta, boot, resid, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+
+
+def _cross_schedule_resid(law, data, delta) -> np.ndarray:
+    """Log residuals of each curve predicted by a fit to the other curves (leave one curve out).
+
+    In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
+    so prediction bands draw their noise from these out-of-schedule residuals instead.
+    """
+    out = []
+    for j in range(len(data)):
+        rest = data[:j] + data[j + 1 :]
+        if sum(len(s) for _, s, _ in rest) <= len(law.params):
+            continue
+        theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
+        feats, steps, logy = data[j]
+        out.append(logy - np.log(np.maximum(law.predict(theta, feats, steps)[0], 1e-300)))
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -300,8 +319,9 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
         return mid, mid.copy(), mid.copy()
     rng = np.random.default_rng(0)
     draws = np.stack([law.predict(b, feats, steps)[0] for b in fitted.boot])
-    # add observation noise: a fitted residual per draw, so the band covers points, not just the mean curve
-    noise = rng.choice(fitted.resid, size=draws.shape) if len(fitted.resid) else 0.0
+    # add a residual per draw so the band covers points, not just the mean curve; random sign, because
+    # the direction a held-out schedule missed in does not say which way the next one will
+    noise = rng.choice(fitted.resid, size=draws.shape) * rng.choice([-1.0, 1.0], size=draws.shape) if len(fitted.resid) else 0.0
     q = np.quantile(draws * np.exp(noise), [(1 - level) / 2, (1 + level) / 2], axis=0)
     return mid, np.minimum(q[0], mid), np.maximum(q[1], mid)
 
