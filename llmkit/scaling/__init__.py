@@ -1,0 +1,1 @@
+"""LR-schedule-aware loss-curve laws: read logs, fit, predict, plot."""

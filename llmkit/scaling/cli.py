@@ -1,0 +1,95 @@
+"""`llmkit fit` and `llmkit predict`: argument parsing only; the work is in llmkit.scaling.fit."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.errors import LlmkitError
+from llmkit.scaling.laws import LAWS
+
+
+def _columns(text: str | None) -> dict | None:
+    """`step=it,loss=train_loss` -> {"step": "it", "loss": "train_loss"}."""
+    if not text:
+        return None
+    pairs = [p.split("=", 1) for p in text.split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise LlmkitError(f"--columns {text!r}: expected canonical=column pairs, e.g. step=it,loss=train_loss")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _print_warnings(caught) -> None:
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+
+
+def fit_main(argv: list[str]) -> int:
+    """llmkit fit LOG [LOG ...] [--law ...] [--holdout-after STEP] [--out DIR]"""
+    from llmkit.scaling.fit import fit_run
+
+    p = argparse.ArgumentParser(prog="llmkit fit", description="Fit a loss-curve law to one or more training logs.")
+    p.add_argument("logs", nargs="+", metavar="LOG", help="run directory, metrics.jsonl, trainer_state.json, TensorBoard events, W&B export, CSV (step,lr,loss) or text log")
+    p.add_argument("--law", default="annealing", choices=sorted(LAWS))
+    p.add_argument("--holdout-after", type=int, default=None, metavar="STEP", help="fit steps <= STEP only; report errors on the rest")
+    p.add_argument("--out", default="fit", metavar="DIR")
+    p.add_argument("--min-step", type=int, default=None, help="ignore earlier points (default: the end of warmup)")
+    p.add_argument("--lam", type=float, default=None, help="annealing law: momentum lambda of S2 (default 0.999)")
+    p.add_argument("--warmup", choices=["as_peak", "actual"], default=None, help="annealing law: warmup LR handling (default as_peak, the paper's)")
+    p.add_argument("--target", choices=["auto", "loss", "eval_loss"], default="auto", help="auto: eval loss when >= 10 points are logged")
+    p.add_argument("--schedule", default=None, metavar="SPEC", help="LR schedule spec, for logs without an LR column")
+    p.add_argument("--format", default=None, help="force a log format (jsonl, json, csv, tensorboard, hf, megatron, nanogpt)")
+    p.add_argument("--columns", default=None, help="column mapping, e.g. step=it,loss=train_loss,lr=learning_rate")
+    p.add_argument("--n-boot", type=int, default=100, help="bootstrap refits for intervals (0: none)")
+    args = p.parse_args(argv)
+    options = {k: v for k, v in {"lam": args.lam, "warmup": args.warmup}.items() if v is not None}
+    if options and args.law != "annealing":
+        raise LlmkitError(f"--lam/--warmup apply to --law annealing only, not {args.law!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_run(args.logs, law=args.law, holdout_after=args.holdout_after, out_dir=args.out, options=options,
+                min_step=args.min_step, n_boot=args.n_boot, target=args.target, schedule=args.schedule,
+                fmt=args.format, columns=_columns(args.columns))
+    _print_warnings(caught)
+    print((Path(args.out) / "summary.txt").read_text(), end="")
+    print(f"wrote {args.out}/params.json, pred.json, pred.csv, curve.png")
+    return 0
+
+
+def predict_main(argv: list[str]) -> int:
+    """llmkit predict FIT_DIR (--lr LR.csv | --schedule SPEC) [--out PRED.csv]"""
+    from llmkit.scaling.fit import compare_schedules, load_fit, predict, support_warnings
+    from llmkit.scaling.schedules import parse_schedule, read_lr_csv
+
+    p = argparse.ArgumentParser(prog="llmkit predict", description="Predict the loss curve of a fitted law under an LR schedule.")
+    p.add_argument("fit_dir", metavar="FIT_DIR")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--lr", metavar="LR.csv", help="CSV with columns step,lr")
+    src.add_argument("--schedule", metavar="SPEC", help='e.g. "wsd:peak=3e-4,steps=50000,cooldown=0.2,shape=1-sqrt"')
+    p.add_argument("--out", default="pred.csv", metavar="PRED.csv")
+    p.add_argument("--compare", nargs="+", default=None, metavar="SPEC", help="also rank these schedules by predicted final loss")
+    args = p.parse_args(argv)
+    fitted = load_fit(args.fit_dir)
+    lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)
+    for note in support_warnings(fitted, lr):
+        print(f"warning: {note}", file=sys.stderr)
+    steps = np.arange(1, len(lr))
+    mid, lo, hi = predict(fitted, lr, steps)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text("step,loss,lo,hi\n" + "".join(f"{s},{m:.6f},{a:.6f},{b:.6f}\n" for s, m, a, b in zip(steps, mid, lo, hi)))
+    os.replace(tmp, out)
+    print(f"final step {steps[-1]}: loss {mid[-1]:.4f} (90% band {lo[-1]:.4f}-{hi[-1]:.4f}); wrote {out}")
+    if args.compare:
+        schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in args.compare}}
+        table = compare_schedules(fitted, schedules)
+        print(f"{'schedule':60s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s}")
+        for row in sorted(table, key=lambda r: r["final_loss"]):
+            print(f"{row['schedule'][:60]:60s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f}")
+    return 0

@@ -1,0 +1,486 @@
+"""Fit a law to one or more loss curves, with bootstrap intervals, and predict any schedule.
+
+Objective: sum (not mean: a mean stops L-BFGS-B early) of Huber(log L_obs - log L_pred, delta)
+over all points of all curves, divided by delta^2 so the tolerances see O(1) numbers. L-BFGS-B with
+analytic gradients starts from the best points of a variable-projection scan (non-negative least
+squares for the linear parameters at each alpha on a grid), so the result is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings as pywarnings
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize, nnls
+
+from llmkit.errors import LlmkitError
+from llmkit.scaling.laws import LAWS, warmup_end
+
+
+@dataclass
+class Curve:
+    """One training run: absolute LR at every step 0..horizon, and the observed (step, loss) points."""
+
+    name: str
+    lr: np.ndarray
+    step: np.ndarray
+    loss: np.ndarray
+
+    @property
+    def horizon(self) -> int:
+        return len(self.lr) - 1
+
+
+@dataclass
+class Fit:
+    """A fitted law: parameters, bootstrap draws, and what the fit saw (for out-of-support warnings)."""
+
+    law: str
+    options: dict
+    theta: np.ndarray
+    boot: np.ndarray  # [n_boot, n_params]
+    resid: np.ndarray  # log residuals the bands draw from: leave-one-curve-out when >= 2 curves, else in-sample
+    lr_peak: float
+    horizon: int
+    objective: float
+    converged: bool
+    r2: float
+    n_points: int
+    warnings: list[str] = field(default_factory=list)
+
+    def params(self) -> dict:
+        """Parameter name -> value."""
+        return dict(zip(LAWS[self.law].params, map(float, self.theta)))
+
+    def intervals(self, level: float = 0.9) -> dict:
+        """Parameter name -> [lo, hi] bootstrap percentile interval."""
+        if len(self.boot) == 0:
+            return {}
+        q = np.quantile(self.boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return {name: [float(q[0, j]), float(q[1, j])] for j, name in enumerate(LAWS[self.law].params)}
+
+    def to_json(self) -> dict:
+        """Everything `predict` needs, as plain JSON."""
+        return {
+            "law": self.law,
+            "options": self.options,
+            "params": self.params(),
+            "intervals_90": self.intervals(),
+            "lr_peak": self.lr_peak,
+            "horizon": self.horizon,
+            "objective": self.objective,
+            "converged": self.converged,
+            "r2": self.r2,
+            "n_points": self.n_points,
+            "warnings": self.warnings,
+            "bootstrap": self.boot.tolist(),
+            "residuals": self.resid.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict, source: str = "params.json") -> "Fit":
+        """Inverse of to_json."""
+        try:
+            law = get_law(doc["law"])
+            return cls(
+                law=law_name(doc["law"]), options=doc["options"], theta=np.array([doc["params"][p] for p in law.params]),
+                boot=np.array(doc["bootstrap"], dtype=np.float64).reshape(-1, len(law.params)),
+                resid=np.array(doc["residuals"], dtype=np.float64), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
+                objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
+                n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
+            )
+        except KeyError as err:
+            raise LlmkitError(f"{source}: missing field {err.args[0]!r}") from None
+
+
+def law_name(name: str) -> str:
+    """Validated law name (did-you-mean on a typo)."""
+    if name not in LAWS:
+        hint = get_close_matches(name, LAWS, n=1)
+        raise LlmkitError(f"unknown law {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f"; choose from {sorted(LAWS)}"))
+    return name
+
+
+def get_law(name: str):
+    """LAWS[name] with a did-you-mean on a typo."""
+    return LAWS[law_name(name)]
+
+
+def _huber(r: np.ndarray, delta: float):
+    """Huber value and derivative, both divided by delta^2."""
+    a = np.abs(r)
+    value = np.where(a < delta, 0.5 * r * r, delta * (a - 0.5 * delta)) / delta**2
+    return value, np.clip(r, -delta, delta) / delta**2
+
+
+def _objective(theta, law, data, delta):
+    """Sum of Huber on log loss over all curves, and its gradient."""
+    total, grad = 0.0, np.zeros(len(theta))
+    for feats, steps, logy in data:
+        pred, jac = law.predict(theta, feats, steps)
+        if not np.all(pred > 0) or not np.all(np.isfinite(jac)):
+            return 1e30, np.zeros(len(theta))
+        value, psi = _huber(logy - np.log(pred), delta)
+        total += value.sum()
+        grad -= (psi / pred) @ jac
+    return float(total), grad
+
+
+def _lbfgsb(theta0, law, data, delta, maxiter=2000):
+    """L-BFGS-B in coordinates scaled by the start point, so every parameter moves on an O(1) scale."""
+    scale = np.maximum(np.abs(theta0), 1e-3)
+    lo = np.array([b[0] for b in law.bounds]) / scale
+    hi = np.array([b[1] for b in law.bounds]) / scale
+
+    def f(z):
+        value, grad = _objective(z * scale, law, data, delta)
+        return value, grad * scale
+
+    z0 = np.clip(theta0 / scale, lo, hi)
+    with np.errstate(all="ignore"):
+        res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
+                       options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-8, "maxcor": 20})
+    return res.x * scale, float(res.fun), bool(res.success)
+
+
+ALPHA_GRID = np.concatenate([np.linspace(0.02, 1.0, 25), np.linspace(1.1, 2.5, 8)])
+# non-linear parameters of the multi-power law that variable projection cannot solve: (C, beta, gamma) seeds
+MPL_SEEDS = [(0.05, 0.5, 0.5), (0.5, 0.5, 0.5), (2.0, 0.6, 0.6)]
+
+
+def _starts(law, data, delta, n_starts):
+    """Variable projection: for each alpha, NNLS (weighted by 1/loss, i.e. relative error) for the linear parameters."""
+    candidates = []
+    for alpha in ALPHA_GRID:
+        rows = [law.linear_design(alpha, feats, steps) for feats, steps, _ in data]
+        slots = rows[0][1]
+        y = np.concatenate([np.exp(logy) for _, _, logy in data])
+        X = np.concatenate([r[0] for r in rows])
+        w = 1.0 / y
+        with np.errstate(all="ignore"):
+            if not np.all(np.isfinite(X)):
+                continue
+            coef, _ = nnls(X * w[:, None], y * w)
+        extra = MPL_SEEDS if law.name == "multi_power" else [()]
+        for seed in extra:
+            theta = np.zeros(len(law.params))
+            theta[list(slots)] = coef
+            theta[law.params.index("alpha")] = alpha
+            for name, value in zip(("C", "beta", "gamma"), seed):
+                theta[law.params.index(name)] = value
+            candidates.append((_objective(theta, law, data, delta)[0], tuple(theta)))
+    candidates.sort(key=lambda c: c[0])
+    picked: list[np.ndarray] = []
+    for _, theta in candidates:  # best distinct alphas
+        theta = np.array(theta)
+        if all(abs(theta[law.params.index("alpha")] - p[law.params.index("alpha")]) > 0.05 for p in picked):
+            picked.append(theta)
+        if len(picked) == n_starts:
+            break
+    return picked
+
+
+def _prepare(curves, law, options, min_step, max_step=None):
+    """Per curve: law features on the peak-normalised LR, and the (step, log loss) points inside the fit window."""
+    peak = max(float(c.lr.max()) for c in curves)
+    data, kept = [], []
+    for c in curves:
+        feats = law.features(c.lr / peak, **options)
+        lo = max(min_step if min_step is not None else warmup_end(c.lr), 1)
+        keep = (c.step >= lo) & (c.step <= c.horizon) & np.isfinite(c.loss) & (c.loss > 0)
+        if max_step is not None:
+            keep &= c.step <= max_step
+        data.append((feats, c.step[keep].astype(np.int64), np.log(c.loss[keep])))
+        kept.append(keep)
+    return peak, data, kept
+
+
+def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
+    """Warnings for what the data cannot pin down."""
+    notes = []
+    if len(curves) == 1:
+        notes.append("one curve only: the parameters trade off against each other; intervals are wide and extrapolation to other schedules is weak")
+    if law.uses_lr:
+        annealed = [c.name for c, (_, steps, _) in zip(curves, data) if len(steps) and c.lr[steps].min() < 0.9 * peak]
+        if not annealed:
+            what = "C (annealing gain)" if law.name == "annealing" else "B, C, beta, gamma (annealing terms)"
+            notes.append(f"no curve anneals (LR < 90% of peak) inside the fitted steps: {what} not identified; predictions for decaying schedules are unreliable")
+    n = sum(len(s) for _, s, _ in data)
+    if n < 3 * len(theta):
+        notes.append(f"only {n} fitted points for {len(theta)} parameters")
+    for name, value, (lo, hi) in zip(law.params, theta, law.bounds):
+        if np.isfinite(hi) and value >= hi * (1 - 1e-6) or (lo > 0 and value <= lo * (1 + 1e-6)):
+            notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]")
+    return notes
+
+
+def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None, min_step: int | None = None,
+        max_step: int | None = None, delta: float = 1e-3, n_starts: int = 4, n_boot: int = 100, seed: int = 0) -> Fit:
+    """Fit `law` jointly to `curves` (points with min_step <= step <= max_step), then block-bootstrap the parameters."""
+    name = law_name(law)
+    law_ = LAWS[name]
+    options = {**law_.defaults, **(options or {})}
+    if not curves:
+        raise LlmkitError("fit: no curves given")
+    peak, data, kept = _prepare(curves, law_, options, min_step, max_step)
+    n = sum(len(s) for _, s, _ in data)
+    if n < len(law_.params) + 1:
+        raise LlmkitError(f"fit: {n} points inside the fit window, law {name!r} needs at least {len(law_.params) + 1}")
+    best = None
+    for theta0 in _starts(law_, data, delta, n_starts):
+        theta, value, ok = _lbfgsb(theta0, law_, data, delta)
+        if best is None or value < best[1]:
+            best = (theta, value, ok)
+    theta, value, ok = best
+    resid = np.concatenate([logy - np.log(law_.predict(theta, f, s)[0]) for f, s, logy in data])
+    y = np.concatenate([np.exp(logy) for _, _, logy in data])
+    pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
+    r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
+    boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
+    if n_boot > 0 and len(data) >= 2:
+        resid = _cross_schedule_resid(law_, data, delta)
+    notes = _identifiability(curves, law_, data, theta, peak, kept)
+    if not ok:
+        notes.append("L-BFGS-B did not report convergence; the parameters may be off")
+    return Fit(name, options, theta, boot, resid, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+
+
+def _cross_schedule_resid(law, data, delta) -> np.ndarray:
+    """Log residuals of each curve predicted by a fit to the other curves (leave one curve out).
+
+    In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
+    so prediction bands draw their noise from these out-of-schedule residuals instead.
+    """
+    out = []
+    for j in range(len(data)):
+        rest = data[:j] + data[j + 1 :]
+        if sum(len(s) for _, s, _ in rest) <= len(law.params):
+            continue
+        theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
+        feats, steps, logy = data[j]
+        out.append(logy - np.log(np.maximum(law.predict(theta, feats, steps)[0], 1e-300)))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Moving-block bootstrap of one curve's residuals (blocks keep the serial correlation of a loss curve)."""
+    n = len(resid)
+    block = max(1, int(round(n ** (1 / 2))))
+    starts = rng.integers(0, max(n - block, 0) + 1, size=math.ceil(n / block))
+    return np.concatenate([resid[s : s + block] for s in starts])[:n]
+
+
+def _bootstrap(theta, law, data, delta, n_boot, seed):
+    """Refit on fitted-curve + resampled-residual data, warm-started at theta (residual block bootstrap)."""
+    if n_boot <= 0:
+        return np.zeros((0, len(theta)))
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(seed)
+    fitted = [(f, s, np.log(law.predict(theta, f, s)[0])) for f, s, _ in data]
+    resid = [logy - fl for (_, _, logy), (_, _, fl) in zip(data, fitted)]
+    draws = []
+    for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=n_boot < 50):
+        sample = [(f, s, fl + _block_resample(r, rng)) for (f, s, fl), r in zip(fitted, resid)]
+        draws.append(_lbfgsb(theta, law, sample, delta, maxiter=500)[0])
+    return np.array(draws)
+
+
+def support_warnings(fitted: Fit, lr: np.ndarray) -> list[str]:
+    """Where a query schedule leaves what the fit saw: another peak LR, LR increases after warmup, a much longer horizon."""
+    notes = []
+    peak = float(lr.max())
+    if abs(peak - fitted.lr_peak) > 0.01 * fitted.lr_peak:
+        notes.append(f"peak LR {peak:.3g} differs from the fitted {fitted.lr_peak:.3g}: the law is only valid at the fitted peak LR")
+    after = lr[warmup_end(lr):]
+    rises = np.flatnonzero(np.diff(after) > 1e-9 * peak)
+    if len(rises):
+        notes.append(f"LR increases after warmup (first at step {warmup_end(lr) + rises[0] + 1}): re-warmup is outside what most fits support")
+    if len(lr) - 1 > 3 * fitted.horizon:
+        notes.append(f"horizon {len(lr) - 1} is more than 3x the fitted {fitted.horizon} steps: extrapolation")
+    if (lr[warmup_end(lr):] <= 0).sum() > 1:
+        notes.append("the schedule has zero-LR steps: the law keeps lowering the loss there although nothing trains")
+    return notes
+
+
+def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level: float = 0.9):
+    """Predicted loss with a `level` band at `steps` (default: every step) for the absolute LR array `lr`."""
+    law = LAWS[fitted.law]
+    steps = np.arange(1, len(lr)) if steps is None else np.asarray(steps, dtype=np.int64)
+    feats = law.features(lr / fitted.lr_peak, **fitted.options)
+    mid = law.predict(fitted.theta, feats, steps)[0]
+    if len(fitted.boot) == 0:
+        return mid, mid.copy(), mid.copy()
+    rng = np.random.default_rng(0)
+    draws = np.stack([law.predict(b, feats, steps)[0] for b in fitted.boot])
+    # add a residual per draw so the band covers points, not just the mean curve; random sign, because
+    # the direction a held-out schedule missed in does not say which way the next one will
+    noise = rng.choice(fitted.resid, size=draws.shape) * rng.choice([-1.0, 1.0], size=draws.shape) if len(fitted.resid) else 0.0
+    q = np.quantile(draws * np.exp(noise), [(1 - level) / 2, (1 + level) / 2], axis=0)
+    return mid, np.minimum(q[0], mid), np.maximum(q[1], mid)
+
+
+def write_json(path: Path, doc) -> None:
+    """Atomic JSON write (tmp file + os.replace)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True))
+    os.replace(tmp, path)
+
+
+def load_fit(fit_dir: str | Path) -> Fit:
+    """Read FIT_DIR/params.json."""
+    path = Path(fit_dir) / "params.json"
+    if not path.is_file():
+        raise LlmkitError(f"{path}: no such file (run `llmkit fit ... --out {fit_dir}` first)")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise LlmkitError(f"{path}:{err.lineno}: malformed JSON ({err.msg})") from None
+    return Fit.from_json(doc, str(path))
+
+
+def warn(notes: list[str]) -> None:
+    """Show fit/predict notes as Python warnings (visible on the CLI, catchable in code)."""
+    for note in notes:
+        pywarnings.warn(note, stacklevel=2)
+
+
+def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
+    """Final loss per candidate schedule with a `level` interval and the bootstrap probability that it is best."""
+    law = LAWS[fitted.law]
+    names = list(schedules)
+    finals, draws = [], []
+    for name in names:
+        lr = schedules[name]
+        feats = law.features(lr / fitted.lr_peak, **fitted.options)
+        last = np.array([len(lr) - 1])
+        finals.append(float(law.predict(fitted.theta, feats, last)[0][0]))
+        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [finals[-1]])
+    draws = np.array(draws)  # [schedules, boot]
+    wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
+    q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
+    return [
+        {"schedule": n, "final_loss": finals[i], "lo": float(q[0, i]), "hi": float(q[1, i]), "p_best": float(wins[i]),
+         "warnings": support_warnings(fitted, schedules[n])}
+        for i, n in enumerate(names)
+    ]
+
+
+def holdout_metrics(obs: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
+    """PredE (mean |err|/loss), WorstE (max), final-point error, R2 and band coverage on held-out points."""
+    if len(obs) == 0:
+        return {}
+    rel = np.abs(mid - obs) / obs
+    ss = np.sum((obs - obs.mean()) ** 2)
+    return {
+        "n": int(len(obs)), "pred_e": float(rel.mean()), "worst_e": float(rel.max()), "final_err": float(mid[-1] - obs[-1]),
+        "r2": float(1 - np.sum((obs - mid) ** 2) / ss) if ss > 0 else float("nan"),
+        "coverage_90": float(np.mean((obs >= lo) & (obs <= hi))),
+    }
+
+
+def _curve_name(path: Path) -> str:
+    if path.is_dir():
+        return path.name
+    return path.parent.name if path.name in {"metrics.jsonl", "trainer_state.json"} else path.stem
+
+
+def load_curves(log_paths, target: str = "auto", schedule: str | None = None, fmt: str | None = None,
+                columns: dict | None = None) -> tuple[list[Curve], list[str]]:
+    """Logs -> Curves (LR at every step from the log, or from `schedule`), plus the notes on what was repaired or guessed."""
+    from llmkit.scaling.logs import read_log
+    from llmkit.scaling.schedules import lr_per_step, parse_schedule
+
+    curves, notes, seen = [], [], set()
+    for raw in log_paths:
+        log = read_log(raw, fmt=fmt, columns=columns)
+        notes += log.notes
+        series = {"loss": log.loss, "eval_loss": log.eval_loss}
+        if target == "auto":
+            target_ = "eval_loss" if len(log.eval_loss) >= 10 else "loss"
+        elif target in series:
+            target_ = target
+        else:
+            raise LlmkitError(f"{raw}: unknown target {target!r}; use auto, loss or eval_loss")
+        points = series[target_]
+        if len(points) == 0:
+            raise LlmkitError(f"{log.path}: no {target_} values found")
+        if schedule:
+            lr = parse_schedule(schedule)
+            if len(lr) - 1 < points.step[-1]:
+                raise LlmkitError(f"{log.path}: schedule {schedule!r} ends at step {len(lr) - 1}, the log goes to {points.step[-1]}")
+        else:
+            horizon = int(max(points.step[-1], log.lr.step[-1] if len(log.lr) else 0))
+            lr, lr_notes = lr_per_step(log.lr.step, log.lr.value, horizon, log.path)
+            notes += lr_notes
+        name = _curve_name(Path(raw))
+        while name in seen:
+            name += "'"
+        seen.add(name)
+        curves.append(Curve(name, lr, points.step, points.value))
+    return curves, notes
+
+
+def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None, out_dir: str | Path = "fit",
+            options: dict | None = None, min_step: int | None = None, n_boot: int = 100, target: str = "auto",
+            schedule: str | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
+    """Read logs, fit, predict each curve to its end, write params.json, pred.json, pred.csv, curve.png and summary.txt."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    curves, notes = load_curves(log_paths, target, schedule, fmt, columns)
+    fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
+    fitted.warnings = notes + fitted.warnings
+    preds, per_curve, rows = {}, [], []
+    for c in curves:
+        steps = np.arange(1, c.horizon + 1)
+        mid, lo, hi = predict(fitted, c.lr, steps)
+        preds[c.name] = (steps, mid, lo, hi)
+        at = c.step[(c.step >= 1) & (c.step <= c.horizon)]
+        obs = c.loss[(c.step >= 1) & (c.step <= c.horizon)]
+        held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
+        idx = at - 1
+        per_curve.append({
+            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
+            "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
+            "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
+            "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
+            "pred_final": {"step": int(c.horizon), "loss": float(mid[-1]), "lo": float(lo[-1]), "hi": float(hi[-1])},
+        })
+        rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
+    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
+              "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
+    write_json(out / "params.json", params)
+    write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
+    tmp = out / "pred.csv.tmp"
+    tmp.write_text("curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
+    os.replace(tmp, out / "pred.csv")
+    from llmkit.scaling.plot import plot_fit
+
+    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
+    tmp = out / "summary.txt.tmp"
+    tmp.write_text(summary(fitted, per_curve) + "\n")
+    os.replace(tmp, out / "summary.txt")
+    warn(fitted.warnings)
+    return params
+
+
+def summary(fitted: Fit, per_curve: list[dict]) -> str:
+    """A readable few lines: parameters with intervals, fit quality, held-out errors, final-loss predictions."""
+    ci = fitted.intervals()
+    lines = [f"law {fitted.law} {fitted.options}; {fitted.n_points} points; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
+    for name, value in fitted.params().items():
+        band = f" [{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if name in ci else ""
+        lines.append(f"  {name:6s} {value:.6g}{band}")
+    for c in per_curve:
+        h = c["holdout"]
+        held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
+        f = c["pred_final"]
+        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{held}")
+    lines += [f"  warning: {w}" for w in fitted.warnings]
+    return "\n".join(lines)

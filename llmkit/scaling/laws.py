@@ -1,0 +1,206 @@
+"""Loss-curve laws: L(step) from the per-step learning rate, with analytic Jacobians for the fitter.
+
+A law is a plain record of functions. `features(lr, **options)` runs once per curve (O(steps),
+vectorised) on the LR normalised by its peak; `predict(theta, feats, steps)` returns the predicted
+loss at `steps` and its Jacobian [len(steps), n_params]; `linear_design(alpha, feats, steps)` gives
+the columns that are linear in the other parameters, so the fitter can seed by variable projection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.signal import lfilter
+
+INF = np.inf
+
+
+@dataclass(frozen=True)
+class Law:
+    """A fitted-law family: parameter names and bounds, plus the functions above."""
+
+    name: str
+    params: tuple[str, ...]
+    bounds: tuple[tuple[float, float], ...]
+    features: Callable
+    predict: Callable
+    linear_design: Callable  # (alpha, feats, steps) -> (X [n, k], map of X's coefficients into theta)
+    uses_lr: bool = True
+    defaults: dict = field(default_factory=dict)
+
+
+def warmup_end(lr: np.ndarray) -> int:
+    """Index of the first step at which the LR reaches its peak (0 when there is no warmup)."""
+    return int(np.argmax(lr >= lr.max()))
+
+
+def as_peak_warmup(lr: np.ndarray) -> np.ndarray:
+    """The official Tissue et al. handling: warmup steps count as if they ran at the peak LR."""
+    lr = lr.copy()
+    lr[: warmup_end(lr)] = lr.max()
+    return lr
+
+
+def s1(lr: np.ndarray) -> np.ndarray:
+    """Forward area S1(s) = sum_{i<=s} lr_i."""
+    return np.cumsum(lr)
+
+
+def s2(lr: np.ndarray, lam: float) -> np.ndarray:
+    """Annealing area S2(s) = sum_{i<=s} m_i with m_i = lam*m_{i-1} + (lr_{i-1} - lr_i), m_0 = 0.
+
+    The momentum recursion is a first-order IIR filter, so lfilter runs it in C in O(n).
+    """
+    drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])
+    return np.cumsum(lfilter([1.0], [1.0, -lam], drop))
+
+
+# ---- annealing law (Tissue, Wang, Wang 2024, arXiv 2408.11029) -------------------------------------------------
+def _annealing_features(lr: np.ndarray, lam: float = 0.999, warmup: str = "as_peak") -> dict:
+    """S1 and S2 at every step; `warmup` is "as_peak" (official) or "actual" (the logged warmup LR)."""
+    if warmup not in {"as_peak", "actual"}:
+        from llmkit.errors import LlmkitError
+
+        raise LlmkitError(f"annealing law: warmup must be 'as_peak' or 'actual', got {warmup!r}")
+    lr = as_peak_warmup(lr) if warmup == "as_peak" else lr
+    return {"S1": np.maximum(s1(lr), 1e-3), "S2": s2(lr, lam), "lr": lr}
+
+
+def _annealing_predict(theta, feats, steps):
+    """L = L0 + A*S1^-alpha - C*S2."""
+    L0, A, C, alpha = theta
+    x1, x2 = feats["S1"][steps], feats["S2"][steps]
+    power = x1**-alpha
+    pred = L0 + A * power - C * x2
+    jac = np.stack([np.ones_like(pred), power, -x2, -A * power * np.log(x1)], axis=1)
+    return pred, jac
+
+
+def _annealing_design(alpha, feats, steps):
+    x1, x2 = feats["S1"][steps], feats["S2"][steps]
+    return np.stack([np.ones_like(x1), x1**-alpha, -x2], axis=1), (0, 1, 2)
+
+
+# ---- plain power law in steps: the LR-blind baseline -----------------------------------------------------------
+def _power_features(lr: np.ndarray) -> dict:
+    return {"t": np.maximum(np.arange(len(lr), dtype=np.float64), 1.0)}
+
+
+def _power_predict(theta, feats, steps):
+    """L = L0 + A*step^-alpha."""
+    L0, A, alpha = theta
+    t = feats["t"][steps]
+    power = t**-alpha
+    return L0 + A * power, np.stack([np.ones_like(t), power, -A * power * np.log(t)], axis=1)
+
+
+def _power_design(alpha, feats, steps):
+    t = feats["t"][steps]
+    return np.stack([np.ones_like(t), t**-alpha], axis=1), (0, 1)
+
+
+# ---- multi-power law (Luo et al. 2025, arXiv 2503.12811) -------------------------------------------------------
+def _mpl_features(lr: np.ndarray, bin_steps: int = 16) -> dict:
+    """S1 plus the LR drops grouped into bins of <= bin_steps steps, so LD costs O(points * bins) not O(points * steps)."""
+    lr = np.maximum(lr, 0.0)
+    drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])
+    return {"S1": np.maximum(s1(lr), 1e-3), "lr": lr, "drop": drop, "bin_steps": bin_steps}
+
+
+def _mpl_bins(feats, steps):
+    """Drop bins that never straddle a query step, a sign change or a 1% move of eta: (drop sum, eta, S1 before, first k) per bin."""
+    drop, lr, S1 = feats["drop"], feats["lr"], feats["S1"]
+    ks = np.flatnonzero(drop)
+    if len(ks) == 0:
+        return np.zeros(0), np.ones(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    # a new bin starts at every query step + 1, at every bin_steps-th k and where the drop changes sign
+    cut = np.zeros(len(ks), dtype=bool)
+    cut[0] = True
+    cut[1:] |= np.sign(drop[ks[1:]]) != np.sign(drop[ks[:-1]])
+    cut[1:] |= (ks[1:] // feats["bin_steps"]) != (ks[:-1] // feats["bin_steps"])
+    # and where eta moves by > 1% (warmup), since eta^-gamma is far from linear there
+    level = np.floor(np.log(np.maximum(lr[ks], 1e-12)) / 0.01)
+    cut[1:] |= level[1:] != level[:-1]
+    cut[1:] |= np.searchsorted(steps, ks[1:], side="left") != np.searchsorted(steps, ks[:-1], side="left")
+    start = np.flatnonzero(cut)
+    w = np.abs(drop[ks])
+    wsum = np.add.reduceat(w, start)
+    dsum = np.add.reduceat(drop[ks], start)
+    # Delta-weighted means of the in-bin eta_k and S1(k-1): the midpoint rule for the smooth G(.)
+    eta = np.add.reduceat(w * np.maximum(lr[ks], 1e-12), start) / wsum
+    s1_before = np.add.reduceat(w * (S1[ks] - lr[ks]), start) / wsum
+    return dsum, eta, s1_before, ks[start]
+
+
+def _mpl_predict(theta, feats, steps):
+    """L = L0 + A*S1^-alpha - B*sum_k drop_k*(1 - (C*eta_k^-gamma*(S1(t) - S1(k-1)) + 1)^-beta)."""
+    L0, A, alpha, B, C, beta, gamma = theta
+    steps = np.asarray(steps)
+    if len(steps) > 2000:  # dense queries: evaluate LD on a subgrid that keeps every LR jump, interpolate between
+        drop = np.abs(feats["drop"])
+        jumps = np.flatnonzero(drop > 20 * np.median(drop[drop > 0])) if drop.any() else np.zeros(0, dtype=np.int64)
+        grid = np.unique(np.concatenate([np.linspace(steps.min(), steps.max(), 1500).astype(np.int64), jumps, jumps - 1, steps[[0, -1]]]))
+        grid = grid[(grid >= steps.min()) & (grid <= steps.max())]
+        pred_g, jac_g = _mpl_predict(theta, feats, grid)
+        pred = np.interp(steps, grid, pred_g)
+        return pred, np.stack([np.interp(steps, grid, jac_g[:, j]) for j in range(7)], axis=1)
+    x1 = feats["S1"][steps]
+    power = x1**-alpha
+    dsum, eta, s1_before, kfirst = _mpl_bins(feats, steps)
+    # [points, bins]: S_k(t) = S1(t) - S1(k-1), zero for bins after t
+    span = np.where(kfirst[None, :] <= steps[:, None], x1[:, None] - s1_before[None, :], 0.0)
+    eta_g = eta**-gamma
+    x = span * eta_g[None, :]
+    base = C * x + 1.0
+    pow_b = base**-beta
+    G = 1.0 - pow_b
+    LD = G @ dsum
+    dG_dC = beta * pow_b / base * x
+    dG_dbeta = pow_b * np.log(base)
+    dG_dgamma = beta * pow_b / base * C * x * (-np.log(eta))[None, :]
+    pred = L0 + A * power - B * LD
+    jac = np.stack(
+        [np.ones_like(pred), power, -A * power * np.log(x1), -LD, -B * (dG_dC @ dsum), -B * (dG_dbeta @ dsum), -B * (dG_dgamma @ dsum)],
+        axis=1,
+    )
+    return pred, jac
+
+
+def _mpl_design(alpha, feats, steps):
+    """Seed design: MPL with G == 1, i.e. L0 + A*S1^-alpha - B*(eta_peak - eta_t) (the authors' simplified law)."""
+    x1 = feats["S1"][steps]
+    return np.stack([np.ones_like(x1), x1**-alpha, -(1.0 - feats["lr"][steps])], axis=1), (0, 1, 3)
+
+
+# Law name -> Law. Parameters live in peak-normalised LR units (S1 counts "steps at peak LR").
+LAWS = {
+    "annealing": Law(
+        name="annealing",
+        params=("L0", "A", "C", "alpha"),
+        bounds=((0.0, INF), (0.0, INF), (0.0, INF), (0.0, 3.0)),
+        features=_annealing_features,
+        predict=_annealing_predict,
+        linear_design=_annealing_design,
+        defaults={"lam": 0.999, "warmup": "as_peak"},
+    ),
+    "multi_power": Law(
+        name="multi_power",
+        params=("L0", "A", "alpha", "B", "C", "beta", "gamma"),
+        bounds=((0.0, INF), (0.0, INF), (0.0, 3.0), (0.0, INF), (1e-6, INF), (1e-3, 10.0), (0.0, 3.0)),
+        features=_mpl_features,
+        predict=_mpl_predict,
+        linear_design=_mpl_design,
+        defaults={"bin_steps": 16},
+    ),
+    "power": Law(
+        name="power",
+        params=("L0", "A", "alpha"),
+        bounds=((0.0, INF), (0.0, INF), (0.0, 3.0)),
+        features=_power_features,
+        predict=_power_predict,
+        linear_design=_power_design,
+        uses_lr=False,
+    ),
+}

@@ -1,0 +1,58 @@
+"""One PNG per fit: data vs fit vs prediction with its band, relative residuals, and the LR / S1 / S2 inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: int | None = None) -> None:
+    """curves: fit.Curve list; preds: name -> (steps, mid, lo, hi) at every step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmkit.scaling.laws import as_peak_warmup, s1, s2
+
+    fig, (ax_loss, ax_res, ax_lr) = plt.subplots(3, 1, figsize=(9, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lam = fitted.options.get("lam", 0.999)
+    for i, c in enumerate(curves):
+        color = colors[i % len(colors)]
+        steps, mid, lo, hi = preds[c.name]
+        ax_loss.plot(c.step, c.loss, ".", ms=3, color=color, alpha=0.6, label=f"{c.name} (data)")
+        ax_loss.plot(steps, mid, "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
+        ax_loss.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
+        at = np.searchsorted(steps, c.step).clip(0, len(steps) - 1)
+        ok = steps[at] == c.step
+        ax_res.plot(c.step[ok], 100 * (c.loss[ok] / mid[at[ok]] - 1), ".", ms=3, color=color)
+        lr = c.lr / fitted.lr_peak
+        ax_lr.plot(np.arange(len(lr)), lr, "-", color=color, lw=1)
+        if fitted.law == "annealing":
+            warm = as_peak_warmup(lr) if fitted.options.get("warmup") == "as_peak" else lr
+            a1, a2 = s1(warm), s2(warm, lam)
+            ax_lr.plot(np.arange(len(lr)), a1 / max(a1.max(), 1e-12), ":", color=color, lw=1)
+            ax_lr.plot(np.arange(len(lr)), a2 / max(np.abs(a2).max(), 1e-12), "--", color=color, lw=1)
+    for ax in (ax_loss, ax_res, ax_lr):
+        if holdout_after is not None:
+            ax.axvline(holdout_after, color="grey", lw=0.8, ls="--")
+    ax_res.axhline(0, color="black", lw=0.6)
+    # early-step predictions shoot up (S1 -> 0); frame the observed losses instead
+    observed = np.concatenate([c.loss for c in curves])
+    low, high = float(observed.min()), float(observed.max())
+    ax_loss.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low))
+    ax_loss.set_ylabel("loss")
+    ax_loss.set_title(f"{fitted.law} fit, R2={fitted.r2:.4f}" + ("" if holdout_after is None else f"; fitted up to step {holdout_after}"))
+    ax_loss.legend(fontsize=7, ncol=2)
+    ax_res.set_ylabel("data/fit - 1 (%)")
+    ax_lr.set_ylabel("LR/peak (-), S1 (:), S2 (--)\nscaled to max 1")
+    ax_lr.set_xlabel("step")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    tmp = out_png.with_name(out_png.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, out_png)

@@ -1,0 +1,167 @@
+"""Learning rate at every step: rebuilt from a schedule spec, read from a step,lr CSV, or interpolated from a log.
+
+Every array is indexed by step, 0..steps inclusive. A spec reads `name:key=value,...`, e.g.
+`wsd:peak=3e-4,steps=24000,warmup=2160,cooldown=0.2,shape=1-sqrt,min=3e-5`; list values use `/`
+(`multistep:...,milestones=8000/16000,gamma=0.3`). Fractions below 1 for `cooldown` mean a
+share of `steps`; larger values are step counts.
+"""
+
+from __future__ import annotations
+
+import csv
+from difflib import get_close_matches
+from pathlib import Path
+
+import numpy as np
+
+from llmkit.errors import LlmkitError
+
+
+def _warmup_then(peak: float, steps: int, warmup: int, after) -> np.ndarray:
+    """Linear 0 -> peak over `warmup` steps (np.linspace(0, peak, warmup), as in MPL), then `after(t)` for t >= warmup."""
+    t = np.arange(steps + 1, dtype=np.float64)
+    lr = np.empty(steps + 1)
+    w = min(warmup, steps + 1)
+    lr[:w] = np.linspace(0.0, peak, warmup)[:w] if warmup > 1 else peak
+    lr[w:] = after(t[w:])
+    return lr
+
+
+def constant(peak, steps, warmup=0):
+    """Peak LR after warmup."""
+    return _warmup_then(peak, steps, warmup, lambda t: np.full_like(t, peak))
+
+
+def cosine(peak, steps, warmup=0, min=0.0):
+    """Cosine from peak at the end of warmup to `min` at `steps`."""
+    span = max(steps - warmup, 1)
+    return _warmup_then(peak, steps, warmup, lambda t: min + 0.5 * (peak - min) * (1 + np.cos(np.pi * (t - warmup) / span)))
+
+
+def linear(peak, steps, warmup=0, min=0.0):
+    """Linear from peak at the end of warmup to `min` at `steps`."""
+    span = max(steps - warmup, 1)
+    return _warmup_then(peak, steps, warmup, lambda t: peak - (peak - min) * (t - warmup) / span)
+
+
+COOLDOWN_SHAPES = {
+    "linear": lambda peak, low, u: peak - (peak - low) * u,
+    "1-sqrt": lambda peak, low, u: low + (peak - low) * (1 - np.sqrt(u)),
+    "cosine": lambda peak, low, u: low + 0.5 * (peak - low) * (1 + np.cos(np.pi * u)),
+    "geometric": lambda peak, low, u: peak ** (1 - u) * low**u,
+}
+
+
+def wsd(peak, steps, warmup=0, cooldown=0.2, shape="linear", min=0.0):
+    """Warmup-stable-decay: peak until the cooldown starts, then `shape` down to `min` at `steps`."""
+    if shape not in COOLDOWN_SHAPES:
+        hint = get_close_matches(str(shape), COOLDOWN_SHAPES, n=1)
+        raise LlmkitError(f"wsd schedule: unknown shape {shape!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    if shape == "geometric" and min <= 0:
+        raise LlmkitError("wsd schedule: shape=geometric needs min > 0")
+    length = int(round(cooldown * steps)) if cooldown < 1 else int(cooldown)
+    start = steps - max(length, 1)
+
+    def after(t):
+        u = np.clip((t - start) / max(length, 1), 0.0, 1.0)
+        return np.where(t < start, peak, COOLDOWN_SHAPES[shape](peak, min, u))
+
+    return _warmup_then(peak, steps, warmup, after)
+
+
+def multistep(peak, steps, warmup=0, milestones=(), gamma=0.1):
+    """Peak, multiplied by `gamma` at each milestone step."""
+    marks = np.sort(np.atleast_1d(np.asarray(milestones, dtype=np.float64)))
+    return _warmup_then(peak, steps, warmup, lambda t: peak * gamma ** np.searchsorted(marks, t, side="right"))
+
+
+def twostage(peak, steps, warmup=0, switch=0, second=0.0):
+    """Peak until `switch`, then the constant `second` (MPL's wsdcon curves)."""
+    return _warmup_then(peak, steps, warmup, lambda t: np.where(t < switch, peak, second))
+
+
+def _value(text: str):
+    """Spec value: a number, a `/`-separated list of numbers, or a bare word."""
+    try:
+        return [float(v) for v in text.split("/")] if "/" in text else float(text)
+    except ValueError:
+        return text
+
+
+def parse_schedule(spec: str) -> np.ndarray:
+    """`name:key=value,...` -> LR per step (0..steps)."""
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if name not in SCHEDULES:
+        hint = get_close_matches(name, SCHEDULES, n=1)
+        raise LlmkitError(f"schedule spec {spec!r}: unknown schedule {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    kwargs = {}
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise LlmkitError(f"schedule spec {spec!r}: {item!r} is not key=value")
+        kwargs[key.strip()] = _value(text.strip())
+    fn = SCHEDULES[name]
+    allowed = fn.__code__.co_varnames[: fn.__code__.co_argcount]
+    for key in kwargs:
+        if key not in allowed:
+            hint = get_close_matches(key, allowed, n=1)
+            raise LlmkitError(f"schedule spec {spec!r}: unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    for key in ("peak", "steps"):
+        if key not in kwargs:
+            raise LlmkitError(f"schedule spec {spec!r}: missing {key}=")
+    for key in ("steps", "warmup"):
+        if key in kwargs:
+            kwargs[key] = int(kwargs[key])
+    return fn(**kwargs)
+
+
+def read_lr_csv(path: str | Path) -> np.ndarray:
+    """A `step,lr` CSV -> LR per step 0..last step; steps between rows are linearly interpolated, gaps flagged."""
+    path = Path(path)
+    if not path.is_file():
+        raise LlmkitError(f"{path}: no such file")
+    rows = list(csv.DictReader(path.read_text().splitlines()))
+    if not rows or "step" not in rows[0] or "lr" not in rows[0]:
+        raise LlmkitError(f"{path}: expected columns step,lr")
+    steps, lrs = [], []
+    for i, row in enumerate(rows, start=2):
+        try:
+            steps.append(int(float(row["step"])))
+            lrs.append(float(row["lr"]))
+        except (TypeError, ValueError):
+            raise LlmkitError(f"{path}:{i}: step/lr is not a number: {row}") from None
+    lr, _ = lr_per_step(np.array(steps), np.array(lrs), int(max(steps)), str(path))
+    return lr
+
+
+def lr_per_step(step: np.ndarray, lr: np.ndarray, horizon: int, source: str) -> tuple[np.ndarray, list[str]]:
+    """Logged (step, lr) -> LR at every step 0..horizon by linear interpolation, with warnings for what was guessed."""
+    if len(step) == 0:
+        raise LlmkitError(f"{source}: no learning rate logged; pass a schedule spec or an LR CSV instead")
+    order = np.argsort(step)
+    step, lr = np.asarray(step)[order], np.asarray(lr, dtype=np.float64)[order]
+    warnings = []
+    if step[0] > 1:  # HF-style logs start at step 1; step 0 is not a gap
+        warnings.append(f"{source}: LR not logged before step {step[0]}; held at {lr[0]:.3g} (as if warmup ran at that LR)")
+    if step[-1] < horizon:
+        warnings.append(f"{source}: LR not logged after step {step[-1]}; held at {lr[-1]:.3g} up to step {horizon}")
+    if len(step) > 2:
+        gaps = np.diff(step)
+        typical = max(float(np.median(gaps)), 1.0)
+        big = np.flatnonzero(gaps > 5 * typical)
+        if len(big):
+            spans = ", ".join(f"{step[i]}-{step[i + 1]}" for i in big[:3])
+            warnings.append(f"{source}: LR gap(s) {spans} (> 5x the usual {typical:g} steps) filled by linear interpolation")
+    return np.interp(np.arange(horizon + 1), step, lr), warnings
+
+
+# Schedule name -> function(peak, steps, warmup, ...) returning LR per step.
+SCHEDULES = {
+    "constant": constant,
+    "cosine": cosine,
+    "linear": linear,
+    "wsd": wsd,
+    "multistep": multistep,
+    "twostage": twostage,
+}
