@@ -1,0 +1,107 @@
+"""Dataset loading and QA prompt formatting shared by fine-tuning, unlearning and evaluation.
+
+A dataset is named by its hub id (e.g. `locuslab/TOFU`). Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set), hub ids
+that llmkit bundles a mini copy of load that copy instead, in the same schema, so the code after loading is the same.
+A local JSON/JSONL/Parquet file or folder also works.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llmkit.errors import LlmkitError
+
+ASSETS = Path(__file__).parent / "assets"
+# hub id or alias -> bundled folder holding <config>.jsonl or <config>/<split>.jsonl in the hub's schema
+BUNDLED = {
+    "locuslab/TOFU": ASSETS / "tofu_mini",
+    "tofu-mini": ASSETS / "tofu_mini",
+    "muse-bench/MUSE-News": ASSETS / "muse_mini" / "news",
+    "muse-news-mini": ASSETS / "muse_mini" / "news",
+    "muse-bench/MUSE-Books": ASSETS / "muse_mini" / "books",
+    "muse-books-mini": ASSETS / "muse_mini" / "books",
+}
+_ALIASES = {"tofu-mini", "muse-news-mini", "muse-books-mini"}
+
+
+@dataclass
+class QADataArgs:
+    """Which question/answer data to train on and how a question becomes a prompt."""
+
+    dataset: str = field(default="locuslab/TOFU", metadata={"help": "hub id, bundled alias (tofu-mini) or local file"})
+    dataset_config: str | None = field(default="full", metadata={"help": "hub config, e.g. full, retain90, forget10"})
+    dataset_split: str = field(default="train", metadata={"help": "split within the config"})
+    question_key: str = "question"
+    answer_key: str = "answer"
+    prompt_format: str = field(default="chat", metadata={"help": "chat (the tokenizer's chat template) | tags"})
+    question_start_tag: str = field(default="Question: ", metadata={"help": "prompt_format=tags only"})
+    question_end_tag: str = field(default="\n", metadata={"help": "prompt_format=tags only"})
+    answer_tag: str = field(default="Answer: ", metadata={"help": "prompt_format=tags only"})
+
+    def __post_init__(self):
+        if self.prompt_format not in {"chat", "tags"}:
+            raise ValueError(f"prompt_format must be 'chat' or 'tags', got {self.prompt_format!r}")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(k, "").lower() in {"1", "true", "yes"} for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _bundled_file(folder: Path, config: str | None, split: str) -> Path:
+    for candidate in (folder / str(config) / f"{split}.jsonl", folder / f"{config}.jsonl"):
+        if candidate.is_file() and (candidate.parent != folder or split == "train"):
+            return candidate
+    available = sorted(p.stem if p.parent == folder else f"{p.parent.name}/{p.stem}" for p in folder.rglob("*.jsonl"))
+    raise LlmkitError(f"dataset_config: {config!r} (split {split!r}) is not in the bundled copy {folder}; "
+                      f"available: {', '.join(available)}")
+
+
+def load_split(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()):
+    """Load one split as a `datasets.Dataset`, check that it is non-empty and has `columns`."""
+    import datasets
+
+    local = Path(dataset).expanduser()
+    if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
+        if dataset not in _ALIASES:
+            print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
+        source = _bundled_file(BUNDLED[dataset], config, split)
+        ds = datasets.load_dataset("json", data_files=str(source), split="train")
+    elif local.exists():
+        source = local
+        files = sorted(str(p) for p in local.rglob("*") if p.suffix in {".json", ".jsonl", ".parquet"}) if local.is_dir() else [str(local)]
+        if not files:
+            raise LlmkitError(f"dataset: {dataset} holds no .json/.jsonl/.parquet file")
+        kind = "parquet" if files[0].endswith(".parquet") else "json"
+        ds = datasets.load_dataset(kind, data_files=files, split="train")
+    else:
+        source = f"{dataset} ({config}/{split})"
+        try:
+            ds = datasets.load_dataset(dataset, config, split=split)
+        except Exception as err:  # the hub raises many types; one line is what the user needs
+            raise LlmkitError(f"dataset: could not load {source}: {str(err).splitlines()[0]}") from None
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise LlmkitError(f"{source}: missing column {missing[0]!r}; columns are {ds.column_names}")
+    if len(ds) == 0:
+        raise LlmkitError(f"{source}: the split is empty")
+    return ds
+
+
+def prompt_text(tokenizer, question: str, args: QADataArgs) -> str:
+    """The text the model sees before its answer, exactly as in training."""
+    if args.prompt_format == "chat":
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                             tokenize=False)
+    return f"{args.question_start_tag}{question}{args.question_end_tag}{args.answer_tag}"
+
+
+def to_prompt_completion(question: str, answer: str, args: QADataArgs) -> dict:
+    """One row in TRL's prompt-completion format (conversational for chat templates), so loss is on the answer only."""
+    if args.prompt_format == "chat":
+        return {"prompt": [{"role": "user", "content": question}],
+                "completion": [{"role": "assistant", "content": answer}]}
+    return {"prompt": f"{args.question_start_tag}{question}{args.question_end_tag}{args.answer_tag}",
+            "completion": answer}
