@@ -119,3 +119,41 @@ def test_missing_column_names_file_and_row(tmp_path):
     data, corp = _write(tmp_path, [{"task": "qa", "question": "x", "positives": ["y"]}], [{"task": "qa", "text": "z"}])
     with pytest.raises(LlmkitError, match=r"data.jsonl row 1: missing column 'query'"):
         mine(MiningArgs(mining_data=data, mining_corpus=corp), tmp_path / "m", encoder=WordEncoder(), scorer=lambda q, d: np.ones(len(d)))
+
+
+def test_bundled_embed_mini_is_what_the_script_writes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "scripts" / "make_embed_mini.py"), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    for name in ("train.jsonl", "corpus.jsonl", "tasks.json"):
+        assert (tmp_path / name).read_bytes() == (root / "llmkit" / "assets" / "embed_mini" / name).read_bytes()
+
+
+def test_mine_with_a_saved_teacher_stores_its_cosines(tmp_path):
+    from pathlib import Path
+
+    from llmkit.embed.model import build_embedder
+
+    teacher = build_embedder("tiny:llama-xs", pooling="mean", device="cpu")
+    teacher.save(str(tmp_path / "teacher"))
+    asset = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
+    rows = [json.loads(line) for line in (asset / "train.jsonl").read_text().splitlines()]
+    data, corp = _write(tmp_path, [r for r in rows if r["task"] == "paraphrase"][:30],
+                        [json.loads(line) for line in (asset / "corpus.jsonl").read_text().splitlines()])
+    args = MiningArgs(mining_data=data, mining_corpus=corp, teacher_model=str(tmp_path / "teacher"), relative_margin=None,
+                      absolute_margin=0.0, num_negatives=7)
+    ds = mine(args, tmp_path / "mined")
+    stats = json.loads((tmp_path / "mined" / "mining.json").read_text())["stats"]["paraphrase"]
+    assert len(ds) + stats.get("dropped_short_rows", 0) == 30 and len(ds) >= 25
+    assert all(len(n) == 7 for n in ds["negatives"])
+    assert all(r[1:] == sorted(r[1:], reverse=True) for r in ds["scores"])  # hardest first
+    row = ds[3]
+    texts = [row["positive"], *row["negatives"]]
+    q = teacher.encode([row["query"]], normalize_embeddings=True)
+    d = teacher.encode(texts, normalize_embeddings=True)
+    assert row["scores"] == pytest.approx((d @ q[0]).tolist(), abs=1e-4)
+    assert all(s < row["scores"][0] for s in row["scores"][1:])  # absolute margin 0: strictly below the positive

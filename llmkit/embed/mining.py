@@ -190,6 +190,8 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
         if len(chosen) < args.num_negatives:
             counts["dropped_short_rows"] += 1
             continue
+        order = np.argsort(-np.asarray(chosen_scores), kind="stable")  # hardest first, random fills included
+        chosen, chosen_scores = [chosen[i] for i in order], [chosen_scores[i] for i in order]
         negatives = [corpus[i] for i in chosen]
         for pos, pos_score in zip(positives, pos_scores.tolist()):
             out.append({"task": task, "query": row["query"], "positive": pos, "negatives": negatives,
@@ -276,7 +278,8 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
     write_json(tmp / "mining.json", {"fingerprint": key, "args": asdict(args), "reranker": args.reranker, "stats": stats})
     lines = [f"{task}: {s['queries']} queries -> {s['rows']} rows, corpus {s['corpus']}, "
              f"margin drops {s.get('dropped_margin', 0)}, duplicate drops {s.get('dropped_duplicate', 0)}, "
-             f"short rows dropped {s.get('dropped_short_rows', 0)}" for task, s in stats.items()]
+             f"short rows dropped {s.get('dropped_short_rows', 0)}, "
+             f"negative-positive-score rows dropped {s.get('dropped_negative_positive_score', 0)}" for task, s in stats.items()]
     (tmp / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if out_dir.exists():
         shutil.rmtree(out_dir)
