@@ -1,0 +1,1 @@
+"""Instruction embeddings on a decoder LLM (LG-ANNA style): prompts, model, mining, losses."""

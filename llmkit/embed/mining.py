@@ -1,0 +1,287 @@
+"""Hard-negative mining with teacher scores (soft labels) and a positive-aware adaptive margin.
+
+Pipeline per task: BM25 top-N ∪ dense-teacher top-N → drop known positives → teacher rescoring (a
+cross-encoder reranker, or the dense teacher's cosine when none is given) → margin filter → optional
+doc–doc near-duplicate filter → top-K by teacher score (random corpus docs that pass the filters fill
+short groups) → a `datasets` dataset on disk with the teacher score of the positive and of each negative.
+
+Stands on sentence-transformers 6: `SentenceTransformer.encode` and `util.semantic_search` for the dense
+first stage, `CrossEncoder.predict` for reranking. The margin rule is the one of `util.mine_hard_negatives`
+(`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
+function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
+the pipeline is written here. BM25 is written on scikit-learn's CountVectorizer (no BM25 package is in the
+stack). Ref: NV-Retriever TopK-PercPos / TopK-MarginPos (arXiv 2407.15831); LGAI-Embedding (arXiv 2506.07438).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from llmkit.errors import LlmkitError
+from llmkit.io import write_json
+
+# (queries, docs) -> one teacher score per pair
+PairScorer = Callable[[list[str], list[str]], np.ndarray]
+
+
+@dataclass
+class MiningArgs:
+    """How `llmkit mine` builds (query, positive, negatives, teacher scores, task) rows."""
+
+    mining_data: str = field(default="", metadata={"help": "JSONL rows {task, query, positives: [str]}"})
+    mining_corpus: str = field(default="", metadata={"help": "JSONL rows {task, text}; a task's positives join its corpus"})
+    teacher_model: str = field(default="", metadata={"help": "sentence-transformers bi-encoder (dense first stage)"})
+    reranker: str = field(default="dense", metadata={"help": "'dense' (teacher cosine) or a CrossEncoder path"})
+    first_stage_top: int = field(default=100, metadata={"help": "candidates taken from BM25 and from the dense teacher each"})
+    num_negatives: int = field(default=7, metadata={"help": "K hard negatives per row"})
+    relative_margin: float | None = field(default=0.05, metadata={"help": "keep n iff t(q,n) < (1 - this)·t(q,d+); needs scores >= 0"})
+    absolute_margin: float | None = field(default=None, metadata={"help": "keep n iff t(q,n) < t(q,d+) - this (raw logits)"})
+    duplicate_threshold: float | None = field(default=None, metadata={"help": "drop n if cos(e_n, e_d+) > this (doc–doc)"})
+    min_score: float | None = field(default=None, metadata={"help": "drop n with t(q,n) below this (too easy)"})
+    query_prompt: str = field(default="", metadata={"help": "prefix for queries in the dense teacher"})
+    seed: int = 0
+
+    def __post_init__(self):
+        if (self.relative_margin is None) == (self.absolute_margin is None):
+            raise LlmkitError("relative_margin / absolute_margin: set exactly one of the two")
+
+
+def margin_keep(neg_scores: np.ndarray, pos_scores: np.ndarray, *, relative_margin: float | None = None,
+                absolute_margin: float | None = None) -> np.ndarray:
+    """Which negatives pass the positive-aware margin: (..., N) scores vs the (..., P) positives -> (..., N) bool.
+
+    d+ is the lowest-scoring positive. Relative form (β = 1 − relative_margin): keep n iff t(q,n) < β·t(q,d+),
+    meant for non-negative scores. Absolute form: keep n iff t(q,n) < t(q,d+) − m, for raw logits.
+    """
+    anchor = np.min(np.asarray(pos_scores, dtype=np.float64), axis=-1, keepdims=True)
+    neg = np.asarray(neg_scores, dtype=np.float64)
+    if relative_margin is not None:
+        if np.any(anchor < 0):
+            raise LlmkitError("relative_margin: a positive has a negative teacher score; use absolute_margin for raw logits")
+        return neg < (1.0 - relative_margin) * anchor
+    return neg < anchor - absolute_margin
+
+
+def near_duplicates(neg_emb: np.ndarray, pos_emb: np.ndarray, threshold: float) -> np.ndarray:
+    """(N, D) negatives vs (P, D) positives, both L2-normalised -> (N,) True where cos to any positive > threshold."""
+    return (neg_emb @ pos_emb.T).max(axis=1) > threshold
+
+
+def bm25_index(corpus: list[str], k1: float = 1.2, b: float = 0.75):
+    """Okapi BM25 (Lucene idf) weights: (vectorizer, (N, V) sparse doc-term weights)."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
+    tf = vectorizer.fit_transform(corpus).tocoo()  # (N, V) term counts
+    n_docs = tf.shape[0]
+    df = np.bincount(tf.col, minlength=tf.shape[1])
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+    doc_len = np.asarray(tf.sum(axis=1)).ravel()
+    norm = k1 * (1.0 - b + b * doc_len / doc_len.mean())
+    weights = idf[tf.col] * tf.data * (k1 + 1.0) / (tf.data + norm[tf.row])
+    return vectorizer, sparse.csr_matrix((weights, (tf.row, tf.col)), shape=tf.shape)
+
+
+def bm25_scores(queries: list[str], index) -> np.ndarray:
+    """BM25 of each query (term counts; unknown words drop out) against every doc of `index` -> (Q, N)."""
+    vectorizer, doc_term = index
+    return np.asarray((vectorizer.transform(queries) @ doc_term.T).todense())
+
+
+def _top_indices(scores: np.ndarray, top: int) -> np.ndarray:
+    top = min(top, scores.shape[1])
+    return np.argpartition(-scores, top - 1, axis=1)[:, :top]  # unordered: the union is rescored anyway
+
+
+def _jsonl(path: str, field_name: str) -> list[dict]:
+    if not path or not Path(path).is_file():
+        raise LlmkitError(f"{field_name}: {path or '(empty)'} is not a file")
+    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise LlmkitError(f"{field_name}: {path} has no rows")
+    return rows
+
+
+def _check_columns(rows: list[dict], columns: tuple[str, ...], path: str) -> None:
+    for i, row in enumerate(rows):
+        missing = [c for c in columns if c not in row]
+        if missing:
+            raise LlmkitError(f"{path} row {i + 1}: missing column {missing[0]!r}")
+
+
+def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
+    """Cosine of the dense teacher on each (query, doc) pair: the offline stand-in for a reranker."""
+    cache: dict[str, np.ndarray] = {}  # each text is encoded once per mining run
+
+    def embed(texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            cache.update(zip(missing, encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False)))
+        return np.stack([cache[t] for t in texts])
+
+    def score(queries: list[str], docs: list[str]) -> np.ndarray:
+        return (embed([query_prompt + q for q in queries]) * embed(docs)).sum(axis=1)
+
+    return score
+
+
+def cross_encoder_scorer(path: str) -> PairScorer:
+    """A sentence-transformers CrossEncoder's raw scores on each (query, doc) pair."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(path, device="cpu" if not _has_cuda() else None)
+    return lambda queries, docs: np.asarray(model.predict(list(zip(queries, docs)), show_progress_bar=False))
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
+              rng: np.random.Generator) -> tuple[list[dict], dict]:
+    """Mine one task; returns the output rows and counters (candidates, margin/duplicate drops, short groups)."""
+    from sentence_transformers.util import semantic_search
+    from tqdm import tqdm
+
+    queries = [r["query"] for r in rows]
+    corpus = list(dict.fromkeys([*corpus, *(p for r in rows for p in r["positives"])]))
+    corpus_emb = encoder.encode(corpus, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
+    query_emb = encoder.encode([args.query_prompt + q for q in queries], normalize_embeddings=True,
+                               convert_to_tensor=True, show_progress_bar=False)
+    dense_hits = semantic_search(query_emb, corpus_emb, top_k=min(args.first_stage_top, len(corpus)))
+    index = bm25_index(corpus)
+    bm25_hits = np.concatenate([_top_indices(bm25_scores(queries[i:i + 1024], index), args.first_stage_top)
+                                for i in range(0, len(queries), 1024)])  # chunks bound the (Q, N) score matrix
+    corpus_emb = corpus_emb.cpu().numpy()
+    doc_index = {text: i for i, text in enumerate(corpus)}
+
+    out, counts = [], defaultdict(int)
+    for qi, row in enumerate(tqdm(rows, desc=f"mine {task}", disable=len(rows) < 200)):
+        positives = list(dict.fromkeys(row["positives"]))
+        pos_ids = {doc_index[p] for p in positives}  # every positive is in its task's corpus
+        candidates = [i for i in dict.fromkeys([h["corpus_id"] for h in dense_hits[qi]] + bm25_hits[qi].tolist())
+                      if i not in pos_ids]
+        pos_scores = scorer([row["query"]] * len(positives), positives)
+        if args.relative_margin is not None and pos_scores.min() < 0:
+            counts["dropped_negative_positive_score"] += 1  # the relative margin is undefined there
+            continue
+        pos_emb = corpus_emb[sorted(pos_ids)]
+        chosen, chosen_scores = _select(row["query"], candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts)
+        if len(chosen) < args.num_negatives:
+            seen = pos_ids | set(candidates)
+            pool = [i for i in rng.permutation(len(corpus)).tolist() if i not in seen]
+            more, more_scores = _select(row["query"], pool, corpus, corpus_emb, pos_scores, pos_emb, scorer, args,
+                                        counts, need=args.num_negatives - len(chosen), sort=False)
+            chosen, chosen_scores = chosen + more, chosen_scores + more_scores
+            counts["filled_from_random"] += 1
+        counts["candidates"] += len(candidates)
+        if len(chosen) < args.num_negatives:
+            counts["dropped_short_rows"] += 1
+            continue
+        order = np.argsort(-np.asarray(chosen_scores), kind="stable")  # hardest first, random fills included
+        chosen, chosen_scores = [chosen[i] for i in order], [chosen_scores[i] for i in order]
+        negatives = [corpus[i] for i in chosen]
+        for pos, pos_score in zip(positives, pos_scores.tolist()):
+            out.append({"task": task, "query": row["query"], "positive": pos, "negatives": negatives,
+                        "scores": [float(pos_score), *map(float, chosen_scores)]})
+    counts["corpus"] = len(corpus)
+    return out, dict(counts)
+
+
+def _select(query, candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts, need=None, sort=True):
+    """Score candidates with the teacher, apply the filters, and return up to `need` (index, score) lists."""
+    need = args.num_negatives if need is None else need
+    chosen, scores = [], []
+    step = len(candidates) if sort else max(4 * need, 16)  # random fill scores small chunks until it has enough
+    for start in range(0, len(candidates), max(step, 1)):
+        block = candidates[start:start + step]
+        t = scorer([query] * len(block), [corpus[i] for i in block])
+        keep = margin_keep(t, pos_scores, relative_margin=args.relative_margin, absolute_margin=args.absolute_margin)
+        counts["dropped_margin"] += int((~keep).sum())
+        if args.duplicate_threshold is not None:
+            dup = near_duplicates(corpus_emb[block], pos_emb, args.duplicate_threshold) & keep
+            counts["dropped_duplicate"] += int(dup.sum())
+            keep &= ~dup
+        if args.min_score is not None:
+            easy = (t < args.min_score) & keep
+            counts["dropped_min_score"] += int(easy.sum())
+            keep &= ~easy
+        kept = [(float(s), i) for s, i, k in zip(t, block, keep) if k]
+        if sort:
+            kept.sort(key=lambda x: -x[0])  # "top" sampling: the hardest negatives that pass
+        for s, i in kept[: need - len(chosen)]:
+            chosen.append(i)
+            scores.append(s)
+        if len(chosen) >= need:
+            break
+    return chosen, scores
+
+
+def _fingerprint(args: MiningArgs) -> str:
+    digest = hashlib.sha256(json.dumps(asdict(args), sort_keys=True).encode())
+    for path in (args.mining_data, args.mining_corpus):
+        digest.update(Path(path).read_bytes() if path and Path(path).is_file() else b"")
+    return digest.hexdigest()[:16]
+
+
+def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None):
+    """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged."""
+    from datasets import Dataset, load_from_disk
+
+    out_dir = Path(out_dir)
+    key = _fingerprint(args)
+    meta_path = out_dir / "mining.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == key:
+        return load_from_disk(str(out_dir / "dataset"))
+
+    rows = _jsonl(args.mining_data, "mining_data")
+    _check_columns(rows, ("task", "query", "positives"), args.mining_data)
+    corpus_rows = _jsonl(args.mining_corpus, "mining_corpus") if args.mining_corpus else []
+    _check_columns(corpus_rows, ("task", "text"), args.mining_corpus)
+    if encoder is None:
+        from sentence_transformers import SentenceTransformer
+
+        if not args.teacher_model:
+            raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
+        encoder = SentenceTransformer(args.teacher_model, device="cuda" if _has_cuda() else "cpu")
+    if scorer is None:
+        scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
+
+    by_task: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_task[row["task"]].append(row)
+    rng = np.random.default_rng(args.seed)
+    mined, stats = [], {}
+    for task, task_rows in sorted(by_task.items()):
+        corpus = [r["text"] for r in corpus_rows if r["task"] == task]
+        task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
+        stats[task].update(queries=len(task_rows), rows=len(task_out))
+        mined.extend(task_out)
+    if not mined:
+        raise LlmkitError(f"mining_data: {args.mining_data} gave no row with {args.num_negatives} negatives")
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    Dataset.from_list(mined).save_to_disk(str(tmp / "dataset"))
+    write_json(tmp / "mining.json", {"fingerprint": key, "args": asdict(args), "reranker": args.reranker, "stats": stats})
+    lines = [f"{task}: {s['queries']} queries -> {s['rows']} rows, corpus {s['corpus']}, "
+             f"margin drops {s.get('dropped_margin', 0)}, duplicate drops {s.get('dropped_duplicate', 0)}, "
+             f"short rows dropped {s.get('dropped_short_rows', 0)}, "
+             f"negative-positive-score rows dropped {s.get('dropped_negative_positive_score', 0)}" for task, s in stats.items()]
+    (tmp / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return load_from_disk(str(out_dir / "dataset"))

@@ -1,0 +1,63 @@
+"""Embedding training: mined rows -> prompted, task-homogeneous datasets -> sentence-transformers' trainer.
+
+Stands on `SentenceTransformerTrainer`: a dict of datasets with a dict of losses gives one task per batch
+(its multi-dataset batch sampler), the `scores` column is the label (teacher scores), every other column is an
+input in order (query, positive, negative_1..negative_K). llmkit adds the prompt rendering (prompts.py) and
+the per-task loss mode (no in-batch negatives for classification/clustering tasks, from tasks.json).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from llmkit.embed.losses import build_loss
+from llmkit.embed.prompts import TaskPrompt, prompt_rows, task_prompt
+from llmkit.errors import LlmkitError
+
+
+def training_columns(rows: list[dict]):
+    """Rows {query, positive, negatives, scores} -> a Dataset with query, positive, negative_1..K, scores."""
+    from datasets import Dataset
+
+    if not rows:
+        raise LlmkitError("mined data: no rows for a task")
+    k = len(rows[0]["negatives"])
+    columns: dict[str, list] = {"query": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(k)}, "scores": []}
+    for row in rows:
+        if len(row["negatives"]) != k or len(row["scores"]) != k + 1:
+            raise LlmkitError(f"mined data: task {row['task']!r} mixes group sizes ({k} vs {len(row['negatives'])} negatives)")
+        columns["query"].append(row["query"])
+        columns["positive"].append(row["positive"])
+        for i, neg in enumerate(row["negatives"]):
+            columns[f"negative_{i + 1}"].append(neg)
+        columns["scores"].append([float(s) for s in row["scores"]])
+    return Dataset.from_dict(columns)
+
+
+def prepare_datasets(mined, tasks: dict[str, TaskPrompt], tokenizer, *, seed: int = 0, k_max: int = 5,
+                     example_budget: int = 1536, example_max_tokens: int = 256) -> dict[str, Any]:
+    """One prompted training Dataset per task, rendered once (before launch) with a fixed seed."""
+    rows = mined.to_list() if hasattr(mined, "to_list") else list(mined)
+    rendered = prompt_rows(rows, tasks, tokenizer, np.random.default_rng(seed), k_max=k_max,
+                           example_budget=example_budget, example_max_tokens=example_max_tokens)
+    by_task: dict[str, list[dict]] = {}
+    for row in rendered:
+        by_task.setdefault(row["task"], []).append(row)
+    return {task: training_columns(task_rows) for task, task_rows in sorted(by_task.items())}
+
+
+def build_losses(model, tasks: dict[str, TaskPrompt], task_names, loss: str = "soft_infonce", **loss_kwargs) -> dict:
+    """One loss per task: the same loss, with in-batch negatives only where the task allows them."""
+    return {name: build_loss(loss, model, in_batch=task_prompt(tasks, name, "train").in_batch_negatives, **loss_kwargs)
+            for name in task_names}
+
+
+def train_embedder(model, datasets: dict, losses: dict, training_args):
+    """Run SentenceTransformerTrainer over the task datasets; returns the trainer."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    trainer = SentenceTransformerTrainer(model=model, args=training_args, train_dataset=datasets, loss=losses)
+    trainer.train()
+    return trainer

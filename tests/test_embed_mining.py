@@ -1,0 +1,159 @@
+"""Mining rule on hand-made scores; BM25 by hand; the pipeline on a toy corpus with hand-set teacher scores."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from llmkit.embed.mining import MiningArgs, bm25_index, bm25_scores, margin_keep, mine, near_duplicates
+from llmkit.errors import LlmkitError
+
+
+def test_relative_margin_keeps_only_below_beta_times_positive():
+    keep = margin_keep(np.array([[0.75, 0.761, 0.5, 0.759, 0.9]]), np.array([[0.8]]), relative_margin=0.05)
+    assert keep.tolist() == [[True, False, True, True, False]]  # threshold 0.95 * 0.8 = 0.76
+
+
+def test_lowest_positive_is_the_anchor():
+    keep = margin_keep(np.array([[0.58, 0.56, 0.7]]), np.array([[0.9, 0.6]]), relative_margin=0.05)
+    assert keep.tolist() == [[False, True, False]]  # anchor 0.6 -> threshold 0.57
+    keep = margin_keep(np.array([[2.5, 1.9, -4.0]]), np.array([[5.0, 3.0]]), absolute_margin=1.0)
+    assert keep.tolist() == [[False, True, True]]  # raw logits: anchor 3 -> keep below 2
+
+
+def test_relative_margin_refuses_negative_positive_scores():
+    with pytest.raises(LlmkitError, match="absolute_margin"):
+        margin_keep(np.array([[-2.0]]), np.array([[-1.0]]), relative_margin=0.05)
+    with pytest.raises(LlmkitError, match="exactly one"):
+        MiningArgs(relative_margin=0.05, absolute_margin=1.0)
+
+
+def test_near_duplicates_by_hand():
+    pos = np.array([[1.0, 0.0]])
+    neg = np.array([[0.99, math.sqrt(1 - 0.99**2)], [0.9, math.sqrt(1 - 0.81)]])
+    assert near_duplicates(neg, pos, 0.95).tolist() == [True, False]
+
+
+def test_bm25_matches_formula():
+    corpus = ["a b", "a c c", "d"]
+    scores = bm25_scores(["c a", "zzz"], bm25_index(corpus, k1=1.2, b=0.75))
+    avg = 6 / 3  # doc lengths 2, 3, 1
+    idf = lambda df: math.log(1 + (3 - df + 0.5) / (df + 0.5))  # noqa: E731
+    term = lambda tf, dl: tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / avg))  # noqa: E731
+    expected = [idf(2) * term(1, 2), idf(2) * term(1, 3) + idf(1) * term(2, 3), 0.0]
+    assert scores[0].tolist() == pytest.approx(expected, rel=1e-9)
+    assert scores[1].tolist() == [0.0, 0.0, 0.0]
+
+
+VOCAB = "capital france paris city river seine lyon wine london bread cheese tower eiffel".split()
+
+
+class WordEncoder:
+    """Bag-of-words teacher: deterministic, so near-duplicates are near-duplicates."""
+
+    def encode(self, texts, normalize_embeddings=True, convert_to_tensor=False, show_progress_bar=False):
+        vecs = np.array([[t.lower().split().count(w) + 1e-3 for w in VOCAB] for t in texts], dtype=np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        return torch.from_numpy(vecs) if convert_to_tensor else vecs
+
+
+POSITIVE = "paris is the capital city of france"
+TEACHER = {  # hand-set teacher scores for q = "capital of france"; positive 0.8 -> margin threshold 0.76
+    POSITIVE: 0.8,
+    "paris capital city of france": 0.5,  # near-duplicate of the positive (bag-of-words cos > 0.95)
+    "france capital is paris": 0.79,  # too close to the positive: a likely false negative
+    "lyon is a city in france": 0.7,
+    "the seine is a river in france": 0.6,
+    "france makes wine and cheese": 0.55,
+    "london is a capital city": 0.45,
+    "bread and cheese": 0.1,
+}
+
+
+def _write(tmp_path, rows, corpus):
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    return str(tmp_path / "data.jsonl"), str(tmp_path / "corpus.jsonl")
+
+
+def test_pipeline_on_hand_set_scores_and_cache(tmp_path):
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t != POSITIVE] + [{"task": "other", "text": "eiffel tower"}]
+    data, corp = _write(tmp_path, [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]}], corpus)
+    calls = []
+
+    def scorer(queries, docs):
+        calls.append(len(docs))
+        return np.array([TEACHER[d] for d in docs])
+
+    args = MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=3, duplicate_threshold=0.95)
+    ds = mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
+    assert ds.column_names == ["task", "query", "positive", "negatives", "scores"]
+    row = ds[0]
+    assert row["positive"] == POSITIVE and row["task"] == "qa"
+    # 0.79 fails the margin, 0.5 is a near-duplicate, "eiffel tower" belongs to another task
+    assert row["negatives"] == ["lyon is a city in france", "the seine is a river in france", "france makes wine and cheese"]
+    assert row["scores"] == pytest.approx([0.8, 0.7, 0.6, 0.55])
+    stats = json.loads((tmp_path / "mined" / "mining.json").read_text())["stats"]["qa"]
+    assert stats["dropped_margin"] == 1 and stats["dropped_duplicate"] == 1
+
+    n_calls = len(calls)
+    mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
+    assert len(calls) == n_calls  # cached: the teacher is not asked again
+    mine(MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2), tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
+    assert len(calls) > n_calls  # changed args: mined again
+
+
+def test_short_groups_are_filled_with_random_docs_that_pass_the_filter(tmp_path):
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t != POSITIVE]
+    data, corp = _write(tmp_path, [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]}], corpus)
+    args = MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=5, first_stage_top=1)
+    ds = mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=lambda q, d: np.array([TEACHER[x] for x in d]))
+    negs, scores = ds[0]["negatives"], ds[0]["scores"]
+    assert len(negs) == 5 and len(set(negs)) == 5 and POSITIVE not in negs
+    assert all(TEACHER[n] == s and s < 0.76 for n, s in zip(negs, scores[1:]))
+
+
+def test_missing_column_names_file_and_row(tmp_path):
+    data, corp = _write(tmp_path, [{"task": "qa", "question": "x", "positives": ["y"]}], [{"task": "qa", "text": "z"}])
+    with pytest.raises(LlmkitError, match=r"data.jsonl row 1: missing column 'query'"):
+        mine(MiningArgs(mining_data=data, mining_corpus=corp), tmp_path / "m", encoder=WordEncoder(), scorer=lambda q, d: np.ones(len(d)))
+
+
+def test_bundled_embed_mini_is_what_the_script_writes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, str(root / "scripts" / "make_embed_mini.py"), "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    for name in ("train.jsonl", "corpus.jsonl", "tasks.json"):
+        assert (tmp_path / name).read_bytes() == (root / "llmkit" / "assets" / "embed_mini" / name).read_bytes()
+
+
+def test_mine_with_a_saved_teacher_stores_its_cosines(tmp_path):
+    from pathlib import Path
+
+    from llmkit.embed.model import build_embedder
+
+    teacher = build_embedder("tiny:llama-xs", pooling="mean", device="cpu")
+    teacher.save(str(tmp_path / "teacher"))
+    asset = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
+    rows = [json.loads(line) for line in (asset / "train.jsonl").read_text().splitlines()]
+    data, corp = _write(tmp_path, [r for r in rows if r["task"] == "paraphrase"][:30],
+                        [json.loads(line) for line in (asset / "corpus.jsonl").read_text().splitlines()])
+    args = MiningArgs(mining_data=data, mining_corpus=corp, teacher_model=str(tmp_path / "teacher"), relative_margin=None,
+                      absolute_margin=0.0, num_negatives=7)
+    ds = mine(args, tmp_path / "mined")
+    stats = json.loads((tmp_path / "mined" / "mining.json").read_text())["stats"]["paraphrase"]
+    assert len(ds) + stats.get("dropped_short_rows", 0) == 30 and len(ds) >= 25
+    assert all(len(n) == 7 for n in ds["negatives"])
+    assert all(r[1:] == sorted(r[1:], reverse=True) for r in ds["scores"])  # hardest first
+    row = ds[3]
+    texts = [row["positive"], *row["negatives"]]
+    q = teacher.encode([row["query"]], normalize_embeddings=True)
+    d = teacher.encode(texts, normalize_embeddings=True)
+    assert row["scores"] == pytest.approx((d @ q[0]).tolist(), abs=1e-4)
+    assert all(s < row["scores"][0] for s in row["scores"][1:])  # absolute margin 0: strictly below the positive
