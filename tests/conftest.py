@@ -51,6 +51,7 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
         "dataloader_num_workers": 0,
     }
     recipe.update(overrides)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     return path
