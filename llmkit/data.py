@@ -74,8 +74,13 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         files = sorted(str(p) for p in local.rglob("*") if p.suffix in {".json", ".jsonl", ".parquet"}) if local.is_dir() else [str(local)]
         if not files:
             raise LlmkitError(f"dataset: {dataset} holds no .json/.jsonl/.parquet file")
+        if all(Path(f).stat().st_size == 0 for f in files):
+            raise LlmkitError(f"{dataset}: the split is empty")
         kind = "parquet" if files[0].endswith(".parquet") else "json"
-        ds = datasets.load_dataset(kind, data_files=files, split="train")
+        try:
+            ds = datasets.load_dataset(kind, data_files=files, split="train")
+        except Exception as err:  # pyarrow/json errors carry long messages; the first line names the problem
+            raise LlmkitError(f"{dataset}: could not read: {str(err).splitlines()[0]}") from None
     else:
         source = f"{dataset} ({config}/{split})"
         try:
