@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# One short GPU check: bf16 fine-tune of the tiny model (tokens/s, peak memory), HF generation throughput,
+# and a TOFU eval of the result. The lent GPU machine has torch/transformers/accelerate/peft but no trl, datasets
+# or rouge-score and no network, so the wheels travel with the repo:
+#   here:  scripts/gpu_check.sh fetch        (downloads the pure-Python wheels into .whl/, git-ignored)
+#   there: scripts/gpu_check.sh [STEPS]      (installs them with --no-index --target, then runs the checks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WHEELS=(trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 nltk==3.10.4 defusedxml==0.7.1
+        fsspec==2026.9.0 pyarrow==26.0.1)
+if [ "${1:-}" = "fetch" ]; then
+  PY=${PYTHON:-.venv/bin/python}
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl "${WHEELS[@]}"
+  "$PY" -m pip wheel -q --no-deps -w .whl rouge-score==0.1.2   # sdist only on PyPI: build the pure wheel here
+  ls .whl
+  exit 0
+fi
+STEPS=${1:-300}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 LLMKIT_CACHE=/tmp/llmkit-cache TOKENIZERS_PARALLELISM=false
+OUT=${OUT:-/tmp/gpu_check}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 - "$STEPS" "$OUT" <<'PY'
+import json, sys, time
+import torch
+from llmkit.runs import read_metrics
+from llmkit.train import main as train_main
+
+steps, out = int(sys.argv[1]), sys.argv[2]
+print(f"torch {torch.__version__}, device {torch.cuda.get_device_name(0)}")
+for preset in ("llama-xs", "llama"):
+    torch.cuda.reset_peak_memory_stats()
+    args = ["recipes/finetune/tofu_mini_full.yaml", "--model_name_or_path", f"tiny:{preset}", "--bf16", "true",
+            "--max_steps", str(steps), "--output_root", f"{out}/{preset}", "--save_strategy", "no",
+            "--logging_steps", "10", "--per_device_train_batch_size", "16", "--global_batch_size", "16"]
+    t0 = time.time()
+    assert train_main(args) == 0
+    rows = read_metrics(f"{out}/{preset}/tofu_mini_full/metrics.jsonl")
+    a, b = rows[0], rows[-1]
+    tps = (b["tokens"] - a["tokens"]) / (b["time"] - a["time"])
+    print(json.dumps({"check": "bf16_finetune", "model": f"tiny:{preset}", "steps": b["step"],
+                      "loss_first": round(a["loss"], 4), "loss_last": round(b["loss"], 4),
+                      "tokens_per_s": round(tps), "peak_mem_MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                      "wall_s": round(time.time() - t0, 1)}))
+PY
+# Generation + scoring through the eval suite on the fine-tuned model (HF generate; vLLM is not on that machine).
+START=$(date +%s.%N)
+python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" --dataset tofu-mini --out "$OUT/eval" --force
+END=$(date +%s.%N)
+python3 -c "import sys; print('{\"check\": \"tofu_eval_hf_generate\", \"wall_s\": %.1f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$END"
+python3 -c "import vllm" 2>/dev/null && echo "vllm: importable" || echo "vllm: not installed on this machine (HF generate backend used)"
