@@ -34,6 +34,9 @@ class QADataArgs:
     dataset: str = field(default="locuslab/TOFU", metadata={"help": "hub id, bundled alias (tofu-mini) or local file"})
     dataset_config: str | None = field(default="full", metadata={"help": "hub config, e.g. full, retain90, forget10"})
     dataset_split: str = field(default="train", metadata={"help": "split within the config"})
+    extra_dataset_configs: list[str] | None = field(
+        default=None, metadata={"help": "more configs of the same dataset to train on, e.g. real_authors,world_facts "
+                                        "as the tiny model's stand-in for pretraining knowledge"})
     question_key: str = "question"
     answer_key: str = "answer"
     prompt_format: str = field(default="chat", metadata={"help": "chat (the tokenizer's chat template) | tags"})
@@ -93,6 +96,16 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
     if len(ds) == 0:
         raise LlmkitError(f"{source}: the split is empty")
     return ds
+
+
+def load_qa(args: QADataArgs):
+    """The QA rows to train on: the main config plus any extra configs, with the question/answer columns checked."""
+    import datasets
+
+    columns = (args.question_key, args.answer_key)
+    parts = [load_split(args.dataset, config, args.dataset_split, columns=columns)
+             for config in [args.dataset_config, *(args.extra_dataset_configs or [])]]
+    return datasets.concatenate_datasets([part.select_columns(list(columns)) for part in parts])
 
 
 def prompt_text(tokenizer, question: str, args: QADataArgs) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from trl import SFTConfig
 
-from llmkit.data import QADataArgs, load_split, to_prompt_completion
+from llmkit.data import QADataArgs, load_qa, to_prompt_completion
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer, lora_config
 
 ARG_TYPES = (ModelArgs, QADataArgs, SFTConfig)
@@ -16,8 +16,7 @@ def train(run, model_args: ModelArgs, data_args: QADataArgs, train_args: SFTConf
     from trl import SFTTrainer
 
     # data
-    raw = load_split(data_args.dataset, data_args.dataset_config, data_args.dataset_split,
-                     columns=(data_args.question_key, data_args.answer_key))
+    raw = load_qa(data_args)
     dataset = raw.map(lambda row: to_prompt_completion(row[data_args.question_key], row[data_args.answer_key], data_args),
                       remove_columns=raw.column_names)
     # model
