@@ -19,6 +19,7 @@ COMMANDS = {
     "eval": ("llmkit.evals.cli:main", "evaluate a checkpoint on a TOFU or MUSE suite (eval/*.yaml)"),
     "fit": ("llmkit.scaling.cli:fit_main", "fit a loss-curve law to training logs"),
     "predict": ("llmkit.scaling.cli:predict_main", "predict the loss curve of a fitted law under any LR schedule"),
+    "report": ("llmkit.report:main", "compare run directories (config, eval summaries, fits) in one markdown table"),
     "env": ("llmkit.env:main", "print versions for bug reports"),
 }
 

@@ -2,8 +2,9 @@
 
 SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/). Any suite key can
 be overridden with `--key value`. Writes <out>/eval/<suite>.json (per-item values and generations),
-<suite>_summary.json and .md (the reported numbers) and <suite>_reference.json (what a later run takes with
---reference when this model is the retain/retrain model). <out> defaults to the model directory.
+<suite>_summary.json and .md (the reported numbers, and `collapsed` with its reason: see evals/collapse.py) and
+<suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model).
+<out> defaults to the model directory.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ def fingerprint(model_path: str, suite: dict, overrides: dict, reference: str | 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def summary_table(suite_name: str, metrics: dict, absent: dict) -> str:
+def summary_table(suite_name: str, metrics: dict, absent: dict, collapse: dict | None = None) -> str:
     """The reported numbers as a markdown table, with one line per metric that could not be computed."""
     lines = [f"| {suite_name} | value |", "|---|---|"]
     lines += [f"| {key} | {value:.4g} |" for key, value in metrics.items()]
+    if collapse is not None:
+        lines.append(f"| collapsed | {'yes: ' + collapse['collapse_reason'] if collapse['collapsed'] else 'no'} |")
     lines += [f"| {key} | n/a: {why} |" for key, why in absent.items()]
     return "\n".join(lines)
 
@@ -100,7 +103,7 @@ def main(argv: list[str]) -> int:
         cached = json.loads(result_path.read_text(encoding="utf-8"))
         if cached.get("fingerprint") == key:
             print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
-            print(summary_table(suite_name, cached["metrics"], cached["absent"]))
+            print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
             return 0
 
     from llmkit.evals.generate import get_backend
@@ -117,11 +120,14 @@ def main(argv: list[str]) -> int:
             "backend": generator.name, "fingerprint": key, "seconds": round(time.time() - start, 1),
             "config": result["config"], "sizes": result["sizes"]}
     ref = result["reference"]
-    write_json(result_path, {**info, "metrics": result["metrics"], "absent": result["absent"], "items": result["items"]})
+    collapse = result["collapse"]
+    write_json(result_path, {**info, "metrics": result["metrics"], "absent": result["absent"], "collapse": collapse,
+                             "items": result["items"]})
     # metrics that could not be computed are null at the top level, with the reason under "absent"
     absent_keys = dict.fromkeys(result["absent"])
-    write_json(out_dir / f"{suite_name}_summary.json", {**info, **result["metrics"], **absent_keys, "absent": result["absent"]})
-    table = summary_table(suite_name, result["metrics"], result["absent"])
+    write_json(out_dir / f"{suite_name}_summary.json",
+               {**info, **result["metrics"], **(collapse or {}), **absent_keys, "absent": result["absent"]})
+    table = summary_table(suite_name, result["metrics"], result["absent"], collapse)
     atomic_write_text(out_dir / f"{suite_name}_summary.md", table + "\n")
     from llmkit.evals.reference import write_reference
 

@@ -117,9 +117,10 @@ def _rouge_items(prompts, generations, references, ou_compat: bool) -> tuple[flo
 
 
 def run_muse(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
-    """Evaluate one MUSE suite; returns {"metrics", "absent", "items", "reference", ...} for the caller to write."""
+    """Evaluate one MUSE suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
     from llmkit.config import build_args
     from llmkit.data import load_split
+    from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
     from llmkit.evals.scoring import answer_logprobs
 
@@ -171,6 +172,12 @@ def run_muse(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
         else:
             metrics["privleak"] = privleak(auc_model, baseline, suite.ou_compat)
         sizes["privleak"] = {"forget": len(forget), "holdout": len(holdout)}
-    return {"metrics": metrics, "absent": absent, "items": items, "sizes": sizes,
+    collapse = None
+    if "knowmem_r" in items:
+        collapse = collapse_check({name: [it["generation"] for it in rows] for name, rows in items.items()
+                                   if name != "privleak"}, "knowmem_r")
+    else:
+        absent["collapsed"] = "judged on the knowmem_r generations, which this suite's metrics leave out"
+    return {"metrics": metrics, "absent": absent, "items": items, "sizes": sizes, "collapse": collapse,
             "reference": {"benchmark": "muse", "forget_split": suite.corpus, "mink_auc": auc_model},
             "config": dataclasses.asdict(suite)}

@@ -189,9 +189,10 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
 
 
 def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
-    """Evaluate one TOFU suite; returns {"summary", "items", "reference"} for the caller to write."""
+    """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
     from llmkit.config import build_args
     from llmkit.data import QADataArgs, prompt_text
+    from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
 
     suite, qa = build_args((TofuSuiteArgs, QADataArgs), suite_dict, overrides, suite_path)
@@ -216,7 +217,8 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
         metrics["forget_quality"] = forget_quality(forget_ratios, reference.truth_ratios)
     else:
         absent["forget_quality"] = "needs --reference (the reference file written by evaluating the retain model)"
-    return {"metrics": metrics, "absent": absent, "items": items,
+    collapse = collapse_check({name: [it["generation"] for it in rows] for name, rows in items.items()}, "retain")
+    return {"metrics": metrics, "absent": absent, "items": items, "collapse": collapse,
             "reference": {"benchmark": "tofu", "forget_split": suite.forget_split, "truth_ratios": forget_ratios},
             "config": {**dataclasses.asdict(suite), **dataclasses.asdict(qa)},
             "sizes": {name: len(rows) for name, rows in splits.items()}}

@@ -1,0 +1,139 @@
+"""Speed: llmkit's one-pass TOFU scoring vs per-metric and per-item evaluators, same model, same texts, same numbers.
+
+The TOFU suite needs, per split, the log-probs of the answer, the truth ratio's base text (paraphrased answer on
+forget/retain, the answer itself on real authors / world facts) and the k perturbed answers.
+  - llmkit: one `answer_logprobs` call per split: every text of the split in one length-sorted, batched pass,
+    identical texts scored once (on ra/wf the base text is the answer).
+  - per-metric: one pass per text group the way open-unlearning's evaluator runs its sub-metrics (answer,
+    base, perturbed; each a separate batched pass over the dataset in input order, no length sorting, shared
+    texts scored again).
+  - per-item: one forward per text (batch size 1), a plain loop.
+All three tokenise with the same `encode_pair`, so their per-token log-probs must agree; the script checks that.
+Generation (ROUGE) is the same greedy call in every evaluator and is timed once, to give the full-suite wall time.
+
+    OMP_NUM_THREADS=1 python scripts/bench/eval_speed.py [--model tiny:llama] [--forget_split forget10]
+        [--batch_size 16] [--max_new_tokens 200] [--repeat 2] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from llmkit.evals.scoring import answer_logprobs, encode_pair
+
+
+@torch.no_grad()
+def plain_logprobs(model, tokenizer, pairs, batch_size: int) -> list[np.ndarray]:
+    """Input-order batches, right padding, no sorting, no de-duplication: the straightforward evaluator."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = []
+    for lo in range(0, len(pairs), batch_size):
+        encoded = [encode_pair(tokenizer, p, a, add_eos=True, add_special_tokens=False) for p, a in pairs[lo:lo + batch_size]]
+        width = max(len(ids) for ids, _ in encoded)
+        input_ids = torch.full((len(encoded), width), pad_id)
+        mask = torch.zeros((len(encoded), width), dtype=torch.long)
+        for row, (ids, _) in enumerate(encoded):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            mask[row, :len(ids)] = 1
+        logp = model(input_ids=input_ids, attention_mask=mask).logits.float().log_softmax(-1)  # [B, T, V]
+        for row, (ids, start) in enumerate(encoded):
+            targets = input_ids[row, start:len(ids)]
+            out.append(logp[row, start - 1:len(ids) - 1].gather(-1, targets[:, None])[:, 0].double().numpy())
+    return out
+
+
+def text_groups(rows, prompts, base_key: str, answer_key: str) -> dict[str, list[tuple[str, str]]]:
+    """(prompt, text) pairs of one split, by the sub-metric that scores them."""
+    return {"answer": [(p, r[answer_key]) for p, r in zip(prompts, rows)],
+            "base": [(p, r[base_key]) for p, r in zip(prompts, rows)],
+            "perturbed": [(p, t) for p, r in zip(prompts, rows) for t in r["perturbed_answer"]]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="tiny:llama")
+    parser.add_argument("--forget_split", default="forget10")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--max_new_tokens", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=2, help="timed repeats; the minimum is reported")
+    parser.add_argument("--out", help="also write the figures as JSON")
+    args = parser.parse_args()
+
+    from llmkit.data import QADataArgs, prompt_text
+    from llmkit.evals.cli import load_model
+    from llmkit.evals.generate import HFGenerator
+    from llmkit.evals.tofu import SPLITS, TofuSuiteArgs, load_tofu_splits
+    from llmkit.tiny import resolve_model_path
+
+    model_path = resolve_model_path(args.model) if args.model.startswith("tiny:") else args.model
+    model, tokenizer = load_model(model_path)
+    qa = QADataArgs(dataset="tofu-mini")
+    splits = load_tofu_splits(TofuSuiteArgs(forget_split=args.forget_split), qa)
+    groups = {}
+    for name, rows in splits.items():
+        prompts = [prompt_text(tokenizer, r[qa.question_key], qa) for r in rows]
+        groups[name] = (prompts, text_groups(rows, prompts, SPLITS[name][1], qa.answer_key))
+
+    calls = {"n": 0}
+    model.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+
+    def llmkit_pass():
+        return {name: answer_logprobs(model, tokenizer, g["answer"] + g["base"] + g["perturbed"], add_eos=True,
+                                      add_special_tokens=False, batch_size=args.batch_size, desc=name)
+                for name, (_, g) in groups.items()}
+
+    def per_metric_pass():
+        return {name: sum((plain_logprobs(model, tokenizer, g[k], args.batch_size) for k in ("answer", "base", "perturbed")), [])
+                for name, (_, g) in groups.items()}
+
+    def per_item_pass():
+        return {name: plain_logprobs(model, tokenizer, g["answer"] + g["base"] + g["perturbed"], 1)
+                for name, (_, g) in groups.items()}
+
+    figures, results = {}, {}
+    for label, fn in (("llmkit one pass", llmkit_pass), ("per-metric passes", per_metric_pass),
+                      ("per-item loop", per_item_pass)):
+        best = float("inf")
+        for _ in range(args.repeat):
+            calls["n"] = 0
+            start = time.perf_counter()
+            results[label] = fn()
+            best = min(best, time.perf_counter() - start)
+        figures[label] = {"seconds": best, "forward_passes": calls["n"]}
+    reference = results["llmkit one pass"]
+    for label in ("per-metric passes", "per-item loop"):
+        diff = max(float(np.max(np.abs(a - b))) for name in reference for a, b in zip(reference[name], results[label][name], strict=True))
+        figures[label]["max_abs_logprob_diff_vs_llmkit"] = diff
+
+    generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
+    start = time.perf_counter()
+    for name, (prompts, _) in groups.items():
+        generator(prompts, max_new_tokens=args.max_new_tokens, add_special_tokens=False, desc=f"{name}: generating")
+    generation = time.perf_counter() - start
+
+    n_texts = {name: sum(len(v) for v in g.values()) for name, (_, g) in groups.items()}
+    print(f"model {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params), tofu-mini "
+          f"{args.forget_split}: {n_texts} scored texts per split, batch {args.batch_size}, torch threads "
+          f"{torch.get_num_threads()}, best of {args.repeat}")
+    print(f"generation (shared by all evaluators, {args.max_new_tokens} new tokens): {generation:.2f} s")
+    base = figures["llmkit one pass"]
+    print("| evaluator | scoring s | forward passes | scoring ratio | full suite s | full-suite ratio | max |dlogp| |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, f in figures.items():
+        full, full_base = f["seconds"] + generation, base["seconds"] + generation
+        diff = f.get("max_abs_logprob_diff_vs_llmkit")
+        print(f"| {label} | {f['seconds']:.2f} | {f['forward_passes']} | {f['seconds'] / base['seconds']:.2f}x | "
+              f"{full:.2f} | {full / full_base:.2f}x | {'–' if diff is None else f'{diff:.1e}'} |")
+    if args.out:
+        from llmkit.io import write_json
+
+        write_json(args.out, {"args": vars(args), "n_texts": n_texts, "generation_seconds": generation, **figures})
+
+
+if __name__ == "__main__":
+    main()
