@@ -95,14 +95,16 @@ def test_hf_backend_equals_plain_generate_loop(tiny):
     gen = get_backend("hf", model=model, tokenizer=tok, batch_size=3)
     assert isinstance(gen, HFGenerator)
     got = gen(prompts, max_new_tokens=12, stop=stop)
-    legacy = gen(prompts, max_length=40)
-    assert any(40 - len(tok(p)["input_ids"]) <= 0 for p in prompts) and not all(legacy[i] == "" for i in range(len(prompts)))
+    # A total-length limit equal to the longest prompt: that prompt gets no budget, the others some.
+    limit = max(len(tok(p)["input_ids"]) for p in prompts)
+    legacy = gen(prompts, max_length=limit)
+    assert any(limit - len(tok(p)["input_ids"]) <= 0 for p in prompts) and not all(legacy[i] == "" for i in range(len(prompts)))
     for i, prompt in enumerate(prompts):
         ids = torch.tensor([tok(prompt)["input_ids"]])
         with torch.no_grad():
             out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id)
         assert got[i] == finish_text(tok, out[0, ids.shape[1]:].tolist(), 12, stop), i
-        budget = 40 - ids.shape[1]
+        budget = limit - ids.shape[1]
         if budget <= 0:  # the prompt alone is over the total length: nothing is generated
             assert legacy[i] == "", i
             continue
