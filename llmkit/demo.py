@@ -8,6 +8,7 @@ already complete is skipped, so an interrupted demo resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -72,6 +73,73 @@ def finetune_stage(demo: Demo, model: str) -> dict[str, Path]:
     return runs
 
 
+UNLEARN_METHODS = {"flat_kl": "FLAT (KL)", "grad_ascent": "grad ascent"}
+SUITE = "tofu_forget10"
+
+
+def unlearn_stage(demo: Demo, target: Path) -> dict[str, Path]:
+    """FLAT (KL) and one baseline on the forget10 authors, starting from the target, a checkpoint per epoch."""
+    runs, jobs = {}, {}
+    for method in UNLEARN_METHODS:
+        name = f"tofu_mini_forget10_{method}"
+        runs[method] = demo.out / name
+        if (runs[method] / "final" / "COMPLETE").is_file():
+            demo.say(f"  {method}: {runs[method]}/final exists, skipped")
+            continue
+        jobs[f"unlearn_{method}"] = ["-m", "llmkit.train", str(RECIPES / "unlearn" / f"{name}.yaml"),
+                                     "--output_root", str(demo.out), "--model_name_or_path", str(target / "final")]
+    demo.run_parallel(jobs)
+    return runs
+
+
+def evaluate_models(jobs: list[str]) -> None:
+    """Worker: evaluate each `model_dir[:reference]` in this process, so the imports are paid once."""
+    from llmkit.evals.cli import main as eval_main
+
+    for job in jobs:
+        model_dir, _, reference = job.partition("::")
+        argv = [str(REPO / "eval" / f"{SUITE}.yaml"), "--model", model_dir, "--dataset", "tofu-mini"]
+        if reference:
+            argv += ["--reference", reference]
+        if eval_main(argv) != 0:
+            raise SystemExit(f"eval of {model_dir} failed")
+
+
+def eval_stage(demo: Demo, runs: dict[str, Path]) -> Path:
+    """The retain model first (it writes the forget-quality reference), then everything else against it."""
+    from llmkit.report import checkpoint_dirs
+
+    retain_final = runs["retain"] / "final"
+    demo.run_parallel({"eval_retain": ["-c", _WORKER, str(retain_final)]})
+    reference = retain_final / "eval" / f"{SUITE}_reference.json"
+    models = [runs["target"] / "final", retain_final]  # the retain model again: its own FQ (1.0) places it on the plot
+    for method in UNLEARN_METHODS:
+        models += [path for _, _, path in checkpoint_dirs(runs[method])]
+    jobs = [f"{model}::{reference}" for model in models]
+    demo.run_parallel({f"eval_part{i}": ["-c", _WORKER, *jobs[i::2]] for i in range(2)})
+    return reference
+
+
+_WORKER = "import sys; from llmkit.demo import evaluate_models; evaluate_models(sys.argv[1:])"
+
+
+def report_stage(demo: Demo, runs: dict[str, Path]) -> Path:
+    """Print the table (FQ, MU, forget/retain ROUGE, collapsed) and save the trade-off plot."""
+    from llmkit.evals.tradeoff import run_trajectory, save_tradeoff_plot, tradeoff_table
+    from llmkit.report import read_summaries
+
+    target = read_summaries(runs["target"] / "final").get(SUITE)
+    retain = read_summaries(runs["retain"] / "final").get(SUITE)
+    trajectory = []
+    for method, label in UNLEARN_METHODS.items():
+        trajectory += run_trajectory(runs[method], SUITE, label)
+    rows = [("target", target), ("retain", retain)]
+    rows += [(f"{c.method} {c.label or c.step}", c.summary) for c in trajectory]
+    print(tradeoff_table(rows), flush=True)
+    return save_tradeoff_plot(trajectory, demo.out / "tradeoff.png", target=target, retain=retain,
+                              title="tofu-mini forget10: forget quality vs model utility")
+
+
 def fit_stage(demo: Demo, run_dir: Path) -> dict:
     """Fit the LR-annealing law on the first 60% of the target's loss curve and predict the rest."""
     import warnings
@@ -86,7 +154,8 @@ def fit_stage(demo: Demo, run_dir: Path) -> dict:
         params = fit_run([run_dir], "annealing", holdout_after=holdout_after, out_dir=run_dir / "fit", n_boot=50)
     for warning in caught:
         demo.say(f"  fit warning: {warning.message}")
-    return params
+    pred = json.loads((run_dir / "fit" / "pred.json").read_text())
+    return params | {"holdout": pred["curves"][0]["holdout"]}
 
 
 def main(argv: list[str]) -> int:
@@ -104,13 +173,25 @@ def main(argv: list[str]) -> int:
     demo.say("2. fine-tune on tofu-mini: the target (all 100 authors) and the retain model (forget10 authors held out)")
     runs = finetune_stage(demo, model)
 
-    demo.say("3. fit the LR-annealing scaling law to the target's loss curve (first 60% fitted, rest predicted)")
+    demo.say("3. unlearn forget10 from the target with FLAT (KL, forget data only) and with gradient ascent")
+    runs |= unlearn_stage(demo, runs["target"])
+
+    demo.say("4. evaluate on TOFU forget10: retain (writes the reference), target, every unlearning checkpoint")
+    reference = eval_stage(demo, runs)
+    plot = report_stage(demo, runs)
+
+    demo.say("5. fit the LR-annealing scaling law to the target's loss curve (first 60% fitted, rest predicted)")
     fit = fit_stage(demo, runs["target"])
-    demo.say(f"  params {fit.get('params', fit)}")
+    holdout = fit["holdout"]
+    demo.say(f"  L0={fit['params']['L0']:.3g} A={fit['params']['A']:.3g} C={fit['params']['C']:.3g} "
+             f"alpha={fit['params']['alpha']:.3g}; held-out mean error {holdout['pred_e']:.1%} "
+             "(a memorising fine-tune is far from the pre-training curves the law describes)")
 
     demo.say("done. Outputs:")
     for role, path in runs.items():
         print(f"  {role:<8} {path}  (final/, metrics.jsonl, config.yaml)")
+    print(f"  reference {reference}")
+    print(f"  tradeoff {plot}")
     print(f"  fit      {runs['target'] / 'fit'}  (params.json, pred.json, curve.png)")
     print(f"  logs     {demo.logs}")
     return 0
