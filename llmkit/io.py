@@ -19,3 +19,20 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, obj) -> None:
     """Atomically write `obj` as indented JSON."""
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def read_json_object(path: str | Path, what: str = "") -> dict:
+    """A JSON object from `path`; anything else is a one-line LlmkitError naming the file."""
+    from llmkit.errors import LlmkitError
+
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    if not path.is_file():
+        raise LlmkitError(f"{label} not found")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise LlmkitError(f"{label} is not valid JSON: {err}") from None
+    if not isinstance(obj, dict):
+        raise LlmkitError(f"{label} is not a JSON object")
+    return obj

@@ -9,14 +9,13 @@ gets one row, and every missing value shows as "–".
 from __future__ import annotations
 
 import argparse
-import json
-import re
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
+from llmkit.io import read_json_object
+from llmkit.runs import CHECKPOINT_DIR
 
 DASH = "–"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 # benchmark -> (column header, summary key) of the numbers worth comparing across runs
 KEY_METRICS = {
@@ -29,22 +28,12 @@ KEY_METRICS = {
 RUN_COLUMNS = ("run", "model", "task", "loss", "base model", "data", "hyperparameters")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LlmkitError(f"{path} is not valid JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise LlmkitError(f"{path} is not a JSON object")
-    return obj
-
-
 def read_summaries(model_dir: str | Path) -> dict[str, dict]:
     """Suite name -> eval summary, from <model_dir>/eval/<suite>_summary.json."""
     eval_dir = Path(model_dir) / "eval"
     if not eval_dir.is_dir():
         return {}
-    return {path.name[: -len("_summary.json")]: _read_json(path) for path in sorted(eval_dir.glob("*_summary.json"))}
+    return {path.name[: -len("_summary.json")]: read_json_object(path) for path in sorted(eval_dir.glob("*_summary.json"))}
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[tuple[int, str | None, Path]]:
@@ -52,10 +41,10 @@ def checkpoint_dirs(run_dir: str | Path) -> list[tuple[int, str | None, Path]]:
     run_dir = Path(run_dir)
     found = []
     for child in run_dir.iterdir() if run_dir.is_dir() else ():
-        match = _CHECKPOINT.match(child.name)
+        match = CHECKPOINT_DIR.match(child.name)
         if match and child.is_dir():
             state = child / "trainer_state.json"
-            epoch = _read_json(state).get("epoch") if state.is_file() else None
+            epoch = read_json_object(state).get("epoch") if state.is_file() else None
             found.append((int(match.group(1)), None if epoch is None else f"ep {round(epoch, 2):g}", child))
     return sorted(found, key=lambda row: row[0])
 
@@ -104,7 +93,7 @@ def fit_cell(run_dir: Path) -> str | None:
     path = run_dir / "fit" / "params.json"
     if not path.is_file():
         return None
-    params = _read_json(path)
+    params = read_json_object(path)
     try:
         values = ", ".join(f"{name}={value:.4g}" for name, value in params["params"].items())
         return f"{params['law']} R² {params['r2']:.4f}: {values}"

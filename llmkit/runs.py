@@ -21,7 +21,7 @@ from llmkit.errors import LlmkitError
 
 COMPLETE = "COMPLETE"
 METRICS = "metrics.jsonl"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 # Trainer log keys renamed into the stable format; every other logged number is kept under its own name.
 _RENAMED = {"learning_rate": "lr"}
 _DROPPED = {"total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
@@ -46,7 +46,7 @@ def complete_checkpoints(run_dir: str | Path) -> list[Path]:
         return []
     found = []
     for child in run_dir.iterdir():
-        match = _CHECKPOINT.match(child.name)
+        match = CHECKPOINT_DIR.match(child.name)
         if match and (child / COMPLETE).is_file():
             found.append((int(match.group(1)), child))
     return [path for _, path in sorted(found)]

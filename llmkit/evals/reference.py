@@ -8,14 +8,13 @@ Also read, so users can bring the logs they already have: open-unlearning's `TOF
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from llmkit.errors import LlmkitError
-from llmkit.io import write_json
+from llmkit.io import read_json_object, write_json
 
 FORMAT_VERSION = 1
 
@@ -45,14 +44,7 @@ def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_spli
 def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int) -> Reference:
     """Read a reference for this suite's forget split; any mismatch is one line naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise LlmkitError(f"reference file not found: {path}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LlmkitError(f"reference {path} is not valid JSON: {err}") from None
-    if not isinstance(obj, dict):
-        raise LlmkitError(f"reference {path} is not a JSON object")
+    obj = read_json_object(path, "reference")
     if "llmkit_reference" in obj:
         ref = _from_llmkit(path, obj, benchmark)
     elif "forget_truth_ratio" in obj or "mia_min_k" in obj:
