@@ -245,3 +245,43 @@ def test_answers_cut_away_by_max_length_are_dropped(tiny_tokenizer, forget_rows)
     for i in range(len(dataset)):
         labels = dataset[i]["forget_labels"]
         assert len(labels) <= prompt_len + 2 and any(l != -100 for l in labels)
+
+
+def test_muse_text_is_windowed_with_every_token_a_label(tiny_tokenizer):
+    data_args = QADataArgs(dataset="muse-news-mini", dataset_config="raw", dataset_split="forget")
+    args = unlearn_train.UnlearnArgs(loss="flat", data_format="text", max_length=64, template_source="copyright")
+    dataset = unlearn_train.build_dataset(tiny_tokenizer, data_args, args, seed=0)
+    docs = list(load_split("muse-news-mini", "raw", "forget")["text"])
+    stream = []
+    for doc in docs:
+        stream += tiny_tokenizer(doc, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    expected = [stream[i:i + 64] for i in range(0, len(stream), 64)]  # the tiny tokenizer adds no BOS
+    expected = [w for w in expected if len(w) >= 2]
+    assert [dataset[i]["forget_input_ids"] for i in range(len(dataset))] == expected
+    assert all(dataset[i]["forget_labels"] == expected[i] for i in range(len(dataset)))
+    copyright_lines = load_templates("copyright")
+    template = dataset[3]
+    text = tiny_tokenizer.decode([t for t, l in zip(template["template_input_ids"], template["template_labels"])
+                                  if l != -100][:-1])
+    assert text == sample_template(copyright_lines, 0, 0, 3)
+
+
+def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
+    import importlib.util
+
+    from llmkit.train import prepare
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_unlearn_recipes", root / "scripts" / "make_unlearn_recipes.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generated = generator.recipes()
+    shipped = {p.name: p.read_text(encoding="utf-8") for p in (root / "recipes" / "unlearn").glob("*.yaml")}
+    assert shipped == generated
+    assert len(shipped) == 3 * 8 * 2 + 2 * 2 + 2
+    for name in shipped:
+        # bf16 needs a GPU; everything else (keys, loss parameters, batch divisibility on 1 and 8 GPUs) is checked here
+        for world in (1, 8) if "mini" not in name else (1,):
+            _, (run, _model, data, args, train_args) = prepare(str(root / "recipes" / "unlearn" / name),
+                                                                ["--bf16", "false"], world)
+            assert run.task == "unlearn" and train_args.output_dir.endswith(name[:-5])
