@@ -30,14 +30,16 @@ def _batch(model_path: str, batch: int, pad_to: int | None):
     dataset = UnlearnDataset(tok, qa_examples(tok, rows, QADataArgs()), frozenset({"forget", "template"}),
                              templates=load_templates("idk"), max_length=512, add_special_tokens=False)
     features = [dataset[i] for i in range(len(dataset))]
-    if pad_to:  # what the released FLAT code does: every sequence padded to the full length
+    real = {s: sum(len(f[f"{s}_input_ids"]) for f in features) for s in ("forget", "template")}
+    if pad_to:  # what the released FLAT code does: every sequence padded to the full length (same compute
+        # whether or not the pads are masked, so they stay in the attention mask here)
         for f in features:
             for s in ("forget", "template"):
                 n = pad_to - len(f[f"{s}_input_ids"])
                 f[f"{s}_input_ids"] = f[f"{s}_input_ids"] + [tok.pad_token_id] * n
                 f[f"{s}_labels"] = f[f"{s}_labels"] + [-100] * n
     batch = UnlearnCollator(tok.pad_token_id)(features)
-    return tok, batch
+    return tok, batch, real
 
 
 def run_mode(mode: str, model_path: str, batch_size: int, steps: int, device: str, dtype: str) -> dict:
@@ -50,7 +52,7 @@ def run_mode(mode: str, model_path: str, batch_size: int, steps: int, device: st
     from llmkit.unlearn.trainer import stream_logps
 
     path = resolve_model_path(model_path)
-    tok, batch = _batch(path, batch_size, 500 if mode == "flat_padded500" else None)
+    tok, batch, real = _batch(path, batch_size, 500 if mode == "flat_padded500" else None)
     batch = {k: v.to(device) for k, v in batch.items()}
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
     model.train()
@@ -75,7 +77,7 @@ def run_mode(mode: str, model_path: str, batch_size: int, steps: int, device: st
         step()
     sync()
     seconds = (time.perf_counter() - start) / steps
-    tokens = int(batch["forget_attention_mask"].sum()) + (0 if mode == "sft" else int(batch["template_attention_mask"].sum()))
+    tokens = real["forget"] + (0 if mode == "sft" else real["template"])  # real tokens, pads not counted
     return {"mode": mode, "seconds_per_step": seconds, "tokens_per_step": tokens, "tokens_per_s": tokens / seconds,
             "width": {s: int(batch[f"{s}_input_ids"].shape[1]) for s in ("forget", "template")},
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
