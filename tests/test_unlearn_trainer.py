@@ -1,0 +1,287 @@
+"""UnlearnTrainer and `task: unlearn` on the tiny model: smoke runs, one-pass = two-pass, what FLAT loads,
+per-epoch template draws and the logged loss parts, each checked against an independent computation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from llmkit.data import QADataArgs, load_split
+from llmkit.errors import LlmkitError
+from llmkit.models import load_tokenizer
+from llmkit.train import main as train_main
+from llmkit.unlearn import train as unlearn_train
+from llmkit.unlearn.data import UnlearnCollator, UnlearnDataset, qa_examples
+from llmkit.unlearn.losses import flat, token_logps
+from llmkit.unlearn.templates import load_templates, sample_template
+from llmkit.unlearn.trainer import REFERENCE_FILE, UnlearnTrainer, UnlearnTrainingArguments, stream_logps
+
+
+def unlearn_recipe(tmp_path: Path, name: str, **overrides) -> Path:
+    recipe = {
+        "task": "unlearn", "model_name_or_path": "tiny:llama-xs", "dataset": "tofu-mini", "dataset_config": "forget10",
+        "prompt_format": "chat", "loss": "flat", "divergence": "kl", "max_length": 96,
+        "global_batch_size": 16, "per_device_train_batch_size": 16, "max_steps": 6, "learning_rate": 1e-2,
+        "lr_scheduler_type": "constant", "logging_steps": 2, "save_strategy": "no", "use_cpu": True, "seed": 3,
+        "output_root": str(tmp_path / "runs"), "dataloader_num_workers": 0,
+    }
+    recipe.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def answer_prob(model, tokenizer, question: str, answer: str) -> float:
+    """Mean answer-token probability of one QA pair, computed directly (chat prompt, EOS appended)."""
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                           tokenize=False)
+    start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)  # [T, V]
+    return float(torch.stack([logp[t - 1, ids[t]].exp() for t in range(start, len(ids))]).mean())
+
+
+def mean_probs(model_path: str, tokenizer, rows, templates, seed=3, epoch=0):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path).eval()
+    p_f = [answer_prob(model, tokenizer, r["question"], r["answer"]) for r in rows]
+    p_e = [answer_prob(model, tokenizer, r["question"], sample_template(templates, seed, epoch, i))
+           for i, r in enumerate(rows)]
+    return sum(p_f) / len(p_f), sum(p_e) / len(p_e)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_model_path):
+    return load_tokenizer(tiny_model_path)
+
+
+@pytest.fixture(scope="module")
+def forget_rows():
+    return list(load_split("tofu-mini", "forget10"))
+
+
+@pytest.fixture(scope="module")
+def target_path(tiny_model_path, tiny_tokenizer, forget_rows, tmp_path_factory):
+    """The tiny model after plain next-token training on the forget answers: a target that knows what to forget."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    dataset = UnlearnDataset(tiny_tokenizer, qa_examples(tiny_tokenizer, forget_rows, QADataArgs()),
+                             frozenset({"forget"}), max_length=96, add_special_tokens=False)
+    batch = UnlearnCollator(tiny_tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = model(input_ids=batch["forget_input_ids"], attention_mask=batch["forget_attention_mask"],
+                     labels=batch["forget_labels"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    path = tmp_path_factory.mktemp("target")
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_flat_and_grad_ascent_train_in_one_process(tmp_path, target_path, tiny_tokenizer, forget_rows):
+    """Two runs back to back in one process (as the demo does): FLAT moves P_f down and P_e up, GA raises the NLL."""
+    flat_recipe = unlearn_recipe(tmp_path, "tofu_mini_forget10_flat_kl", model_name_or_path=target_path,
+                                 learning_rate=1e-3)
+    ga_recipe = unlearn_recipe(tmp_path, "tofu_mini_forget10_grad_ascent", model_name_or_path=target_path,
+                               loss="grad_ascent", divergence=None, learning_rate=1e-3)
+    assert train_main([str(flat_recipe)]) == 0
+    assert train_main([str(ga_recipe)]) == 0
+    runs = tmp_path / "runs"
+    templates = load_templates("idk")
+    before = mean_probs(target_path, tiny_tokenizer, forget_rows, templates)
+    after = mean_probs(str(runs / "tofu_mini_forget10_flat_kl" / "final"), tiny_tokenizer, forget_rows, templates)
+    assert after[0] < before[0] and after[1] > before[1], (before, after)
+
+    rows = [json.loads(line) for line in (runs / "tofu_mini_forget10_flat_kl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6]
+    for r in rows:
+        assert {"p_forget", "p_template", "term_forget", "term_template"} <= r.keys()
+        assert all(torch.isfinite(torch.tensor(r[k])) for k in ("loss", "p_forget", "p_template"))
+        # KL: loss = −P_e + exp(P_f − 1) per example; the logged terms add up to the logged loss
+        assert r["loss"] == pytest.approx(r["term_forget"] + r["term_template"], rel=1e-5, abs=1e-6)
+    assert not (runs / "tofu_mini_forget10_flat_kl" / REFERENCE_FILE).exists()
+
+    ga = [json.loads(line) for line in (runs / "tofu_mini_forget10_grad_ascent" / "metrics.jsonl").read_text().splitlines()]
+    assert ga[-1]["nll_forget"] > ga[0]["nll_forget"] and all(r["loss"] == pytest.approx(-r["nll_forget"]) for r in ga)
+    from transformers import AutoModelForCausalLM
+
+    start = AutoModelForCausalLM.from_pretrained(target_path).state_dict()
+    end = AutoModelForCausalLM.from_pretrained(str(runs / "tofu_mini_forget10_grad_ascent" / "final")).state_dict()
+    assert any(not torch.equal(start[k], end[k]) for k in start)
+
+
+def test_one_forward_pass_equals_two(tiny_model_path, tiny_tokenizer, forget_rows):
+    """Forget and template sequences of different lengths: loss and gradients match separate passes."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    dataset = UnlearnDataset(tiny_tokenizer, qa_examples(tiny_tokenizer, forget_rows[:6], QADataArgs()),
+                             frozenset({"forget", "template"}), templates=load_templates("idk"), max_length=96,
+                             add_special_tokens=False, seed=1)
+    batch = UnlearnCollator(tiny_tokenizer.pad_token_id)([dataset[i] for i in range(6)])
+    assert batch["forget_input_ids"].shape[1] != batch["template_input_ids"].shape[1]
+    results = []
+    for joint in (True, False):
+        model.zero_grad()
+        logps = stream_logps(model, batch, ["forget", "template"], joint, tiny_tokenizer.pad_token_id)
+        loss, parts = flat(*logps["forget"], *logps["template"], divergence="js")
+        loss.backward()
+        results.append((loss.detach(), parts, [p.grad.clone() for p in model.parameters()]))
+    (l1, p1, g1), (l2, p2, g2) = results
+    assert torch.allclose(l1, l2, atol=1e-6)
+    assert all(torch.allclose(p1[k], p2[k], atol=1e-6) for k in p1)
+    assert all(torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(g1, g2))
+    # and P_f against the direct per-example computation
+    direct = sum(answer_prob(model, tiny_tokenizer, r["question"], r["answer"]) for r in forget_rows[:6]) / 6
+    assert float(p1["p_forget"]) == pytest.approx(direct, rel=1e-5)
+
+
+def test_flat_loads_neither_retain_data_nor_a_second_model(tmp_path, monkeypatch):
+    loaded, models = [], []
+    real_split, real_lm = unlearn_train.load_split, unlearn_train.load_causal_lm
+    monkeypatch.setattr(unlearn_train, "load_split", lambda *a, **k: loaded.append(a[:3]) or real_split(*a, **k))
+    monkeypatch.setattr(unlearn_train, "load_causal_lm", lambda *a, **k: models.append(a) or real_lm(*a, **k))
+    train_main([str(unlearn_recipe(tmp_path, "flat", max_steps=1, logging_steps=1, save_final=False))])
+    assert loaded == [("tofu-mini", "forget10", "train")]
+    assert len(models) == 1
+    # the same recipe with grad_diff does read the retain split (so the spy would have seen it)
+    loaded.clear()
+    train_main([str(unlearn_recipe(tmp_path, "gd", loss="grad_diff", divergence=None, retain_config="retain90",
+                                   max_steps=1, logging_steps=1, save_final=False))])
+    assert loaded == [("tofu-mini", "forget10", "train"), ("tofu-mini", "retain90", "train")]
+
+
+def test_npo_reference_is_the_starting_model(tmp_path, tiny_model_path, tiny_tokenizer, forget_rows):
+    """NPO's stored reference log-probs equal the starting model's summed answer log-probs; first step log-ratio 0."""
+    recipe = unlearn_recipe(tmp_path, "npo", loss="npo", divergence=None, beta=0.5, max_steps=1, logging_steps=1,
+                            save_final=False)
+    train_main([str(recipe)])
+    run = tmp_path / "runs" / "npo"
+    stored = json.loads((run / REFERENCE_FILE).read_text())["forget_seq_logps"]
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    for i in (0, 17, 59):
+        r = forget_rows[i]
+        p = answer_prob(model, tiny_tokenizer, r["question"], r["answer"])  # sanity: a probability
+        assert 0 < p < 1
+    dataset = unlearn_train.build_dataset(tiny_tokenizer, QADataArgs(dataset="tofu-mini", dataset_config="forget10"),
+                                          unlearn_train.UnlearnArgs(loss="npo", max_length=96), seed=3)
+    for i in (0, 17, 59):
+        ids, labels = dataset[i]["forget_input_ids"], dataset[i]["forget_labels"]
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+        expected = sum(float(logp[t - 1, ids[t]]) for t in range(1, len(ids)) if labels[t] != -100)
+        assert stored[i] == pytest.approx(expected, rel=1e-5)
+    first = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert first["log_ratio"] == pytest.approx(0.0, abs=1e-4)
+    assert first["loss"] == pytest.approx(2 / 0.5 * torch.log(torch.tensor(2.0)).item(), rel=1e-4)
+
+
+def test_templates_are_redrawn_each_epoch_and_parts_average_over_the_window(tmp_path, tiny_model_path,
+                                                                             tiny_tokenizer, forget_rows):
+    """lr=0, whole set per step, one step per epoch, logging every 2 steps: the logged p_template is the mean over
+    epochs 0 and 1 of P_e with each epoch's own draws, computed here directly."""
+    from transformers import AutoModelForCausalLM
+
+    rows = forget_rows[:8]
+    templates = load_templates("idk")
+    dataset = UnlearnDataset(tiny_tokenizer, qa_examples(tiny_tokenizer, rows, QADataArgs()),
+                             frozenset({"forget", "template"}), templates=templates, max_length=96,
+                             add_special_tokens=False, seed=11)
+    drawn = [sample_template(templates, 11, e, i) for e in (0, 1) for i in range(8)]
+    assert drawn[:8] != drawn[8:]  # the draws differ between epochs
+    args = UnlearnTrainingArguments(output_dir=str(tmp_path / "run"), per_device_train_batch_size=8,
+                                    num_train_epochs=2, learning_rate=0.0, logging_steps=2, save_strategy="no",
+                                    report_to="none", use_cpu=True, seed=11)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    seen = []
+    collate = UnlearnCollator(tiny_tokenizer.pad_token_id)
+
+    def spy(features):
+        seen.append(sorted(tiny_tokenizer.decode([t for t, l in zip(f["template_input_ids"], f["template_labels"])
+                                                  if l != -100][:-1]) for f in features))
+        return collate(features)
+
+    trainer = UnlearnTrainer(model=model, args=args, train_dataset=dataset, data_collator=spy,
+                             processing_class=tiny_tokenizer, loss_name="flat", loss_kwargs={"divergence": "kl"})
+    trainer.train()
+    assert seen == [sorted(drawn[:8]), sorted(drawn[8:])]
+    logged = next(h for h in trainer.state.log_history if "p_template" in h)
+    eval_model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    p_e = [answer_prob(eval_model, tiny_tokenizer, r["question"], drawn[e * 8 + i])
+           for e in (0, 1) for i, r in enumerate(rows)]
+    p_f = [answer_prob(eval_model, tiny_tokenizer, r["question"], r["answer"]) for r in rows]
+    assert logged["p_template"] == pytest.approx(sum(p_e) / 16, rel=1e-4)
+    assert logged["p_forget"] == pytest.approx(sum(p_f) / 8, rel=1e-4)
+
+
+def test_bad_recipe_values_name_the_recipe(tmp_path):
+    with pytest.raises(LlmkitError, match=r"flatt\.yaml.*did you mean 'flat'"):
+        train_main([str(unlearn_recipe(tmp_path, "flatt", loss="flatt"))])
+    with pytest.raises(LlmkitError, match=r"beta is not a parameter of loss 'flat'"):
+        train_main([str(unlearn_recipe(tmp_path, "b", beta=0.1))])
+    with pytest.raises(LlmkitError, match=r"needs retain data"):
+        train_main([str(unlearn_recipe(tmp_path, "gd", loss="grad_diff", divergence=None))])
+
+
+def test_answers_cut_away_by_max_length_are_dropped(tiny_tokenizer, forget_rows):
+    examples = qa_examples(tiny_tokenizer, forget_rows[:4], QADataArgs())
+    prompt_len = len(tiny_tokenizer(examples[0].prompt, add_special_tokens=False)["input_ids"])
+    dataset = UnlearnDataset(tiny_tokenizer, examples[:1] + examples, frozenset({"forget"}),
+                             max_length=prompt_len + 2, add_special_tokens=False)
+    assert dataset.truncated + dataset.dropped == 5
+    for i in range(len(dataset)):
+        labels = dataset[i]["forget_labels"]
+        assert len(labels) <= prompt_len + 2 and any(l != -100 for l in labels)
+
+
+def test_muse_text_is_windowed_with_every_token_a_label(tiny_tokenizer):
+    data_args = QADataArgs(dataset="muse-news-mini", dataset_config="raw", dataset_split="forget")
+    args = unlearn_train.UnlearnArgs(loss="flat", data_format="text", max_length=64, template_source="copyright")
+    dataset = unlearn_train.build_dataset(tiny_tokenizer, data_args, args, seed=0)
+    docs = list(load_split("muse-news-mini", "raw", "forget")["text"])
+    stream = []
+    for doc in docs:
+        stream += tiny_tokenizer(doc, add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+    expected = [stream[i:i + 64] for i in range(0, len(stream), 64)]  # the tiny tokenizer adds no BOS
+    expected = [w for w in expected if len(w) >= 2]
+    assert [dataset[i]["forget_input_ids"] for i in range(len(dataset))] == expected
+    assert all(dataset[i]["forget_labels"] == expected[i] for i in range(len(dataset)))
+    copyright_lines = load_templates("copyright")
+    template = dataset[3]
+    text = tiny_tokenizer.decode([t for t, l in zip(template["template_input_ids"], template["template_labels"])
+                                  if l != -100][:-1])
+    assert text == sample_template(copyright_lines, 0, 0, 3)
+
+
+def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
+    import importlib.util
+
+    from llmkit.train import prepare
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("make_unlearn_recipes", root / "scripts" / "make_unlearn_recipes.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    generated = generator.recipes()
+    shipped = {p.name: p.read_text(encoding="utf-8") for p in (root / "recipes" / "unlearn").glob("*.yaml")}
+    assert shipped == generated
+    assert len(shipped) == 3 * 8 * 2 + 2 * 2 + 2
+    for name in shipped:
+        # bf16 needs a GPU; everything else (keys, loss parameters, batch divisibility on 1 and 8 GPUs) is checked here
+        for world in (1, 8) if "mini" not in name else (1,):
+            _, (run, _model, data, args, train_args) = prepare(str(root / "recipes" / "unlearn" / name),
+                                                                ["--bf16", "false"], world)
+            assert run.task == "unlearn" and train_args.output_dir.endswith(name[:-5])
