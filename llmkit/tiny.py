@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
@@ -128,7 +129,10 @@ def resolve_model_path(name_or_path: str) -> str:
     target = cache_dir() / "tiny" / f"{preset}-v{BUILD_VERSION}-{digest}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if not (target / "BUILT").exists():
-            build_tiny(target, preset)
-            (target / "BUILT").write_text("ok\n")
+        if not target.exists():
+            # Built aside and renamed into place, so no process ever sees a half-written model directory.
+            staging = target.with_name(target.name + f".building-{os.getpid()}")
+            shutil.rmtree(staging, ignore_errors=True)
+            build_tiny(staging, preset)
+            os.replace(staging, target)
     return str(target)
