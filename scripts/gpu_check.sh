@@ -44,7 +44,21 @@ for preset in ("llama-xs", "llama"):
                       "loss_first": round(a["loss"], 4), "loss_last": round(b["loss"], 4),
                       "tokens_per_s": round(tps), "peak_mem_MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1),
                       "wall_s": round(time.time() - t0, 1)}))
+# FLAT unlearning (bf16) of the fine-tuned model on the forget10 authors: step time and peak memory.
+torch.cuda.reset_peak_memory_stats()
+t0 = time.time()
+assert train_main(["recipes/unlearn/tofu_mini_forget10_flat_kl.yaml", "--model_name_or_path",
+                   f"{out}/llama/tofu_mini_full/final", "--bf16", "true", "--dtype", "bfloat16",
+                   "--output_root", f"{out}/unlearn", "--save_strategy", "no"]) == 0
+rows = read_metrics(f"{out}/unlearn/tofu_mini_forget10_flat_kl/metrics.jsonl")
+print(json.dumps({"check": "bf16_flat_unlearn", "steps": rows[-1]["step"],
+                  "p_forget_first": round(rows[0]["p_forget"], 4), "p_forget_last": round(rows[-1]["p_forget"], 4),
+                  "p_template_first": round(rows[0]["p_template"], 4), "p_template_last": round(rows[-1]["p_template"], 4),
+                  "s_per_step": round((rows[-1]["time"] - rows[0]["time"]) / max(rows[-1]["step"] - rows[0]["step"], 1), 4),
+                  "peak_mem_MiB": round(torch.cuda.max_memory_allocated() / 2**20, 1), "wall_s": round(time.time() - t0, 1)}))
 PY
+# FLAT step vs SFT step on the same forget batch, bf16 on the GPU (the ratio target: <= 2.0).
+python3 scripts/bench/unlearn_step.py --model tiny:llama --device cuda --dtype bfloat16 --steps 50 --out "$OUT/bench_unlearn.json"
 # Generation + scoring through the eval suite on the fine-tuned model (HF generate; vLLM is not on that machine).
 START=$(date +%s.%N)
 python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" --dataset tofu-mini --out "$OUT/eval" --force

@@ -17,6 +17,7 @@ def test_blank(text):
     "the the the the the the",  # 4 trigrams, 1 distinct
     "is born in is born in is born in",  # 7 trigrams, 3 distinct
     "a b a b a b a b",  # 6 trigrams, 2 distinct
+    "TheTheTheTheTheTheTheTheTheTheThe",  # one "word": 28 character 6-grams, 3 distinct
 ])
 def test_looping(text):
     assert degeneracy(text) == "looping"
@@ -28,6 +29,7 @@ def test_looping(text):
     "New York, New York is great",  # 4 trigrams, all distinct
     "a b a b a b",  # 4 trigrams, 2 distinct: exactly half is not fewer than half
     "The author was born in Lisbon in 1961 and writes crime novels.",
+    "Antidisestablishmentarianism",  # 28 characters: under the 30-character floor for the character check
 ])
 def test_answers_are_not_degenerate(text):
     assert degeneracy(text) is None

@@ -7,7 +7,8 @@ forget, where degenerate text is what gradient ascent produces by design, nor on
 tiny model never knew. A generation is degenerate when it is
   - blank: no letter or digit at all ("", whitespace, ".", "...."), or
   - looping: at least LOOP_MIN_WORDS words and fewer than half of its word 3-grams are distinct
-    ("the the the the the the", "is born in is born in is born in").
+    ("the the the the the the", "is born in is born in is born in"), or at least LOOP_MIN_CHARS characters and
+    fewer than half of its character 6-grams distinct, for loops with no spaces ("TheTheTheThe...").
 The checkpoint is collapsed when at least COLLAPSE_FRACTION of those generations are degenerate.
 """
 
@@ -19,6 +20,8 @@ from collections.abc import Mapping, Sequence
 COLLAPSE_FRACTION = 0.5
 LOOP_MIN_WORDS = 6
 LOOP_DISTINCT_TRIGRAMS = 0.5
+LOOP_MIN_CHARS = 30
+LOOP_CHAR_GRAM = 6
 _WORD = re.compile(r"\w+")
 
 
@@ -30,6 +33,11 @@ def degeneracy(text: str) -> str | None:
     if len(words) >= LOOP_MIN_WORDS:
         trigrams = list(zip(words, words[1:], words[2:]))
         if len(set(trigrams)) < LOOP_DISTINCT_TRIGRAMS * len(trigrams):
+            return "looping"
+    compact = re.sub(r"\s+", " ", text.strip())
+    if len(compact) >= LOOP_MIN_CHARS:
+        grams = [compact[i:i + LOOP_CHAR_GRAM] for i in range(len(compact) - LOOP_CHAR_GRAM + 1)]
+        if len(set(grams)) < LOOP_DISTINCT_TRIGRAMS * len(grams):
             return "looping"
     return None
 
