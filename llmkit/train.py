@@ -17,7 +17,7 @@ from llmkit.config import RunArgs, build_args, load_recipe, parse_cli_overrides,
 from llmkit.errors import LlmkitError
 from llmkit.runs import CheckpointMarker, MetricsJsonl, resolve_resume, save_final
 
-TASKS = {"finetune": "llmkit.finetune"}
+TASKS = {"finetune": "llmkit.finetune", "embed": "llmkit.embed.task"}
 
 
 def world_size() -> int:
