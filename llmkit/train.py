@@ -17,7 +17,7 @@ from llmkit.config import RunArgs, build_args, load_recipe, parse_cli_overrides,
 from llmkit.errors import LlmkitError
 from llmkit.runs import CheckpointMarker, MetricsJsonl, resolve_resume, save_final
 
-TASKS = {"finetune": "llmkit.finetune", "unlearn": "llmkit.unlearn.train"}
+TASKS = {"finetune": "llmkit.finetune", "unlearn": "llmkit.unlearn.train", "embed": "llmkit.embed.task"}
 
 
 def world_size() -> int:
@@ -90,8 +90,9 @@ def prepare(recipe_path: str, argv: list[str], world: int):
     run, train_args = instances[0], instances[-1]
     train_args.gradient_accumulation_steps = gradient_accumulation(
         run.global_batch_size, train_args.per_device_train_batch_size, world)
-    if train_args.include_num_input_tokens_seen == "no":
-        train_args.include_num_input_tokens_seen = "non_padding"  # `tokens` is part of metrics.jsonl
+    # `tokens` is part of metrics.jsonl; a task whose trainer cannot count them (sentence-transformers) opts out.
+    if getattr(module, "COUNTS_TOKENS", True) and train_args.include_num_input_tokens_seen == "no":
+        train_args.include_num_input_tokens_seen = "non_padding"
     return module, instances
 
 

@@ -26,7 +26,7 @@ def test_lowest_positive_is_the_anchor():
 def test_relative_margin_refuses_negative_positive_scores():
     with pytest.raises(LlmkitError, match="absolute_margin"):
         margin_keep(np.array([[-2.0]]), np.array([[-1.0]]), relative_margin=0.05)
-    with pytest.raises(LlmkitError, match="exactly one"):
+    with pytest.raises(ValueError, match="exactly one"):
         MiningArgs(relative_margin=0.05, absolute_margin=1.0)
 
 

@@ -9,7 +9,7 @@ import torch
 from llmkit.embed.mining import MiningArgs, mine
 from llmkit.embed.model import build_embedder, embedding_lora
 from llmkit.embed.prompts import load_task_prompts
-from llmkit.embed.train import build_losses, prepare_datasets, train_embedder, training_columns
+from llmkit.embed.train import build_losses, build_trainer, prepare_datasets, training_columns
 from llmkit.errors import LlmkitError
 
 ASSET = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
@@ -47,7 +47,8 @@ def test_train_smoke(tmp_path):
         warmup_steps=0, lr_scheduler_type="constant", logging_steps=1, save_strategy="no", report_to="none",
         use_cpu=True, seed=0, dataloader_drop_last=True,
     )
-    trainer = train_embedder(model, datasets, losses, args)
+    trainer = build_trainer(model, datasets, losses, args)
+    trainer.train()
     losses_logged = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses_logged) == 24 and all(torch.isfinite(torch.tensor(losses_logged)))
     assert sum(losses_logged[-6:]) / 6 < sum(losses_logged[:6]) / 6

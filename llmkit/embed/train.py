@@ -3,14 +3,17 @@
 Stands on `SentenceTransformerTrainer`: a dict of datasets with a dict of losses gives one task per batch
 (its multi-dataset batch sampler), the `scores` column is the label (teacher scores), every other column is an
 input in order (query, positive, negative_1..negative_K). llmkit adds the prompt rendering (prompts.py) and
-the per-task loss mode (no in-batch negatives for classification/clustering tasks, from tasks.json).
+the per-task loss mode (no in-batch negatives for classification/clustering tasks, from tasks.json), and resuming
+a LoRA run from its adapter file.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sentence_transformers import SentenceTransformerTrainer
 
 from llmkit.embed.losses import build_loss
 from llmkit.embed.prompts import TaskPrompt, prompt_rows, task_prompt
@@ -54,10 +57,26 @@ def build_losses(model, tasks: dict[str, TaskPrompt], task_names, loss: str = "s
             for name in task_names}
 
 
-def train_embedder(model, datasets: dict, losses: dict, training_args):
-    """Run SentenceTransformerTrainer over the task datasets; returns the trainer."""
-    from sentence_transformers import SentenceTransformerTrainer
+class EmbedTrainer(SentenceTransformerTrainer):
+    """SentenceTransformerTrainer that resumes a LoRA backbone from the checkpoint's adapter file.
 
-    trainer = SentenceTransformerTrainer(model=model, args=training_args, train_dataset=datasets, loss=losses)
-    trainer.train()
-    return trainer
+    The parent reloads the checkpoint as a new model and copies its state dict, but the reloaded backbone
+    carries the adapter without peft's `base_model.model.` prefix, so the keys never match.
+    """
+
+    def _load_from_checkpoint(self, checkpoint_path: str) -> None:
+        backbone = self.model[0].model
+        adapter = Path(checkpoint_path) / "adapter_model.safetensors"
+        if not (hasattr(backbone, "peft_config") and adapter.is_file()):
+            return super()._load_from_checkpoint(checkpoint_path)
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        result = set_peft_model_state_dict(backbone, load_file(str(adapter)))
+        if result.unexpected_keys:
+            raise LlmkitError(f"resume: {adapter} does not fit this model (e.g. {result.unexpected_keys[0]})")
+
+
+def build_trainer(model, datasets: dict, losses: dict, training_args, callbacks=()):
+    """The trainer over the task datasets (one task per batch), not yet trained."""
+    return EmbedTrainer(model=model, args=training_args, train_dataset=datasets, loss=losses, callbacks=list(callbacks))

@@ -74,7 +74,7 @@ def summary_table(suite_name: str, metrics: dict, absent: dict, collapse: dict |
 def main(argv: list[str]) -> int:
     """Entry point of `llmkit eval`."""
     from llmkit.config import load_recipe, parse_cli_overrides
-    from llmkit.evals import SUITES
+    from llmkit.evals import EMBEDDING_SUITES, SUITES
     from llmkit.models import check_model_path
 
     parser = argparse.ArgumentParser(prog="llmkit eval", description=__doc__.split("\n\n")[1])
@@ -97,6 +97,8 @@ def main(argv: list[str]) -> int:
                           + (f"; did you mean {hint[0]!r}?" if hint else ""))
     model_path = check_model_path(args.model, "--model")
     out_dir = Path(args.out or (model_path if Path(model_path).is_dir() else ".")) / "eval"
+    if benchmark in EMBEDDING_SUITES:  # an embedder: loaded, cached and written by its own runner
+        return SUITES[benchmark](suite, overrides, str(suite_path), model_path, out_dir, args.force)
     result_path = out_dir / f"{suite_name}.json"
     key = fingerprint(model_path, suite, overrides, args.reference)
     if result_path.is_file() and not args.force:

