@@ -114,7 +114,8 @@ class MetricsJsonl(TrainerCallback):
         for key, value in logs.items():
             if key not in _DROPPED and isinstance(value, (int, float)):
                 row[_RENAMED.get(key, key)] = value
-        row["tokens"] = state.num_input_tokens_seen
+        if args.include_num_input_tokens_seen not in ("no", False):
+            row["tokens"] = state.num_input_tokens_seen
         row["time"] = round(self._time_offset + time.time() - self._start, 3)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row) + "\n")
