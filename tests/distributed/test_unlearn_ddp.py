@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import REPO, python_env
+from conftest import REPO, python_env
 
 RECIPE = {
     "task": "unlearn", "model_name_or_path": "tiny:llama-xs", "dataset": "tofu-mini", "dataset_config": "forget10",
@@ -24,7 +24,6 @@ def _rows(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow
 def test_flat_two_gloo_processes_match_one(tmp_path, tiny_model_path):
     from transformers import AutoModelForCausalLM
 
