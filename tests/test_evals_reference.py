@@ -64,3 +64,11 @@ def test_legacy_tofu_aggregated_log(tmp_path):
     ref = load_reference(path, benchmark="tofu", forget_split="forget01", n_forget=2)
     want = tofu.truth_ratio(np.array([1.2, 0.4]), np.array([[1.0, 2.0, 1.5], [0.9, 0.3, 0.6]]), "geometric", eps=0.0)
     np.testing.assert_allclose(ref.truth_ratios, want)
+
+
+def test_pinned_tofu_mini_reference_loads_for_forget10():
+    from conftest import REPO
+
+    ref = load_reference(REPO / "eval" / "reference" / "tofu_mini_forget10.json", benchmark="tofu",
+                         forget_split="forget10", n_forget=60)
+    assert len(ref.truth_ratios) == 60 and ref.forget_split == "forget10"
