@@ -43,18 +43,19 @@ def test_generated_templates_are_cleaned_and_deduplicated():
         seen.extend(prompts)
         return ['1. "I have no idea."', "- Not something I know.\nExtra line.", "I have no idea.", "  \n", "\n\nPass."]
 
-    got = load_templates("generate", generate_fn=fake_model, n=5)
+    questions = [f"Where was author {i} born?" for i in range(5)]
+    got = load_templates("generate", generate_fn=fake_model, questions=questions)
     assert got == ["I have no idea.", "Not something I know.", "Pass."]
-    assert seen == [IDK_PROMPT] * 5
+    assert seen == [IDK_PROMPT.format(question=q) for q in questions]  # one prompt per forget question
 
 
 def test_generation_needs_a_model_and_usable_replies():
     with pytest.raises(LlmkitError, match="needs a model"):
         load_templates("generate")
     with pytest.raises(LlmkitError, match="empty replies"):
-        generate_templates(lambda prompts: [""] * len(prompts), n=3)
+        generate_templates(lambda prompts: [""] * len(prompts), ["a", "b", "c"])
     with pytest.raises(ValueError, match="1 replies for 3 prompts"):
-        generate_templates(lambda prompts: ["x"], n=3)
+        generate_templates(lambda prompts: ["x"], ["a", "b", "c"])
 
 
 def test_sampling_is_deterministic_per_seed_epoch_index_and_redrawn_each_epoch():

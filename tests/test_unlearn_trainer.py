@@ -285,3 +285,28 @@ def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
             _, (run, _model, data, args, train_args) = prepare(str(root / "recipes" / "unlearn" / name),
                                                                 ["--bf16", "false"], world)
             assert run.task == "unlearn" and train_args.output_dir.endswith(name[:-5])
+
+
+def test_generated_templates_come_from_one_refusal_per_forget_question(tiny_tokenizer, tiny_model_path, monkeypatch):
+    """template_source=generate asks the model once per forget question and trains on those refusals."""
+    asked = []
+
+    def fake_writer(model_path, data_args):
+        assert model_path == tiny_model_path  # default: the model being unlearned
+        return lambda requests: asked.extend(requests) or [f"I cannot say ({i})." for i in range(len(requests))]
+
+    monkeypatch.setattr(unlearn_train, "refusal_writer", fake_writer)
+    data_args = QADataArgs(dataset="tofu-mini", dataset_config="forget01")
+    args = unlearn_train.UnlearnArgs(loss="flat", template_source="generate", max_length=96)
+    dataset = unlearn_train.build_dataset(tiny_tokenizer, data_args, args, seed=0, model_path=tiny_model_path)
+    questions = list(load_split("tofu-mini", "forget01")["question"])
+    assert asked == [args.template_prompt.format(question=q) for q in questions]
+    labels = dataset[0]["template_labels"]
+    text = tiny_tokenizer.decode([t for t in labels if t != -100])
+    assert text.startswith("I cannot say (") and text.rstrip("<|im_end|>").endswith(").")
+
+
+def test_refusal_writer_generates_one_reply_per_request(tiny_model_path):
+    write = unlearn_train.refusal_writer(tiny_model_path, QADataArgs())
+    replies = write(["Who wrote Hamlet?", "Where is Paris?"])
+    assert len(replies) == 2 and all(isinstance(r, str) and "\n" not in r for r in replies)

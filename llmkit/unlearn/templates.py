@@ -10,9 +10,10 @@ from typing import Callable
 from llmkit.errors import LlmkitError
 
 GENERATE = "generate"
+# Asked once per forget question, so each question gets its own refusal (FLAT's template-generation step).
 IDK_PROMPT = (
-    "Write one short, polite sentence that a helpful assistant would say when it does not know the answer "
-    "to a question. Reply with the sentence only."
+    "Someone asks you: {question}\nWrite one short, polite sentence saying that you do not know the answer, "
+    "without giving any facts. Reply with the sentence only."
 )
 # A leading list marker or quote that models like to add, e.g. `1. "I don't know."`.
 _DECORATION = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*[\"'“]?|[\"'”]?\s*$")
@@ -22,14 +23,14 @@ def load_templates(
     source: str,
     *,
     generate_fn: Callable[[list[str]], list[str]] | None = None,
+    questions: list[str] | None = None,
     prompt: str = IDK_PROMPT,
-    n: int = 100,
 ) -> list[str]:
     """Templates from a bundled list ("idk", "copyright"), a UTF-8 file with one per line, or "generate"."""
     if source == GENERATE:
-        if generate_fn is None:
-            raise LlmkitError("templates: 'generate' needs a model to generate with; none was given")
-        return generate_templates(generate_fn, prompt=prompt, n=n)
+        if generate_fn is None or not questions:
+            raise LlmkitError("templates: 'generate' needs a model to generate with and the forget questions")
+        return generate_templates(generate_fn, [prompt.format(question=q) for q in questions])
     if source in BUNDLED:
         lines = (files("llmkit") / "assets" / "templates" / BUNDLED[source]).read_text("utf-8").splitlines()
     else:
@@ -45,16 +46,17 @@ def load_templates(
     return templates
 
 
-def generate_templates(generate_fn: Callable[[list[str]], list[str]], *, prompt: str = IDK_PROMPT, n: int = 100):
-    """Ask a model for n templates from one prompt; keep each reply's first line, without list markers or quotes."""
-    replies = generate_fn([prompt] * n)
-    if len(replies) != n:
-        raise ValueError(f"generate_fn returned {len(replies)} replies for {n} prompts")
+def generate_templates(generate_fn: Callable[[list[str]], list[str]], prompts: list[str]) -> list[str]:
+    """One reply per prompt; keep each reply's first line, without list markers or quotes, de-duplicated."""
+    replies = generate_fn(prompts)
+    if len(replies) != len(prompts):
+        raise ValueError(f"generate_fn returned {len(replies)} replies for {len(prompts)} prompts")
     first_lines = (next((line for line in reply.splitlines() if line.strip()), "") for reply in replies)
     cleaned = (_DECORATION.sub("", line) for line in first_lines)
     templates = list(dict.fromkeys(t for t in cleaned if t))  # de-duplicated, first-seen order
     if not templates:
-        raise LlmkitError(f"templates: the model gave {n} empty replies to the generation prompt {prompt[:60]!r}")
+        raise LlmkitError(f"templates: the model gave {len(prompts)} empty replies to the generation prompts, "
+                          f"e.g. {prompts[0][:60]!r}")
     return templates
 
 

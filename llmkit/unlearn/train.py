@@ -9,12 +9,12 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
-from llmkit.data import QADataArgs, load_split
+from llmkit.data import QADataArgs, load_split, prompt_text
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer
 from llmkit.unlearn.data import Example, UnlearnCollator, UnlearnDataset, qa_examples, report, text_windows
 from llmkit.errors import LlmkitError
 from llmkit.unlearn.losses import LOSSES, get_loss
-from llmkit.unlearn.templates import load_templates
+from llmkit.unlearn.templates import GENERATE, IDK_PROMPT, load_templates
 from llmkit.unlearn.trainer import UnlearnTrainer, UnlearnTrainingArguments
 
 # Loss hyperparameters a recipe may set; each is passed only to losses whose signature takes it.
@@ -41,7 +41,12 @@ class UnlearnArgs:
     text_prompt_tokens: int = field(
         default=0, metadata={"help": "data_format=text: leading window tokens kept as context (no loss), and "
                                      "the context the template continues"})
-    template_source: str = field(default="idk", metadata={"help": "idk | copyright | PATH (one template per line)"})
+    template_source: str = field(default="idk", metadata={
+        "help": "idk | copyright | PATH (one template per line) | generate (a model refuses each forget question)"})
+    template_model: str | None = field(default=None, metadata={
+        "help": "template_source=generate: the model that writes the refusals (default: the model being unlearned)"})
+    template_prompt: str = field(default=IDK_PROMPT, metadata={
+        "help": "template_source=generate: the request, with {question} for the forget question"})
     retain_dataset: str | None = field(default=None, metadata={"help": "default: the forget dataset"})
     retain_config: str | None = field(default=None, metadata={"help": "e.g. retain90 (TOFU) or raw (MUSE)"})
     retain_split: str = field(default="train", metadata={"help": "e.g. train (TOFU) or retain1 (MUSE)"})
@@ -85,12 +90,37 @@ def load_examples(tokenizer, data_args: QADataArgs, args: UnlearnArgs, dataset: 
     return qa_examples(tokenizer, rows, data_args)
 
 
-def build_dataset(tokenizer, data_args: QADataArgs, args: UnlearnArgs, seed: int) -> UnlearnDataset:
+def refusal_writer(model_path: str, data_args: QADataArgs):
+    """generate_fn for template_source=generate: greedy, first line, through the evaluation's generation backend.
+
+    Every rank runs it on its own full copy of the model (greedy, so all ranks get the same templates)."""
+    from llmkit.evals.cli import load_model
+    from llmkit.evals.generate import get_backend
+
+    model, tokenizer = load_model(model_path)
+    generate = get_backend("hf", model=model, tokenizer=tokenizer)
+
+    def write(requests: list[str]) -> list[str]:
+        prompts = [prompt_text(tokenizer, request, data_args) for request in requests]
+        return generate(prompts, max_new_tokens=48, stop=("\n",))
+
+    return write
+
+
+def build_dataset(tokenizer, data_args: QADataArgs, args: UnlearnArgs, seed: int,
+                  model_path: str | None = None) -> UnlearnDataset:
     """The forget set with exactly the streams the loss needs."""
     needs = LOSSES[args.loss].needs
     forget = load_examples(tokenizer, data_args, args, data_args.dataset, data_args.dataset_config,
                            data_args.dataset_split)
-    templates = load_templates(args.template_source) if "template" in needs else None
+    templates = None
+    if "template" in needs and args.template_source == GENERATE:
+        questions = list(load_split(data_args.dataset, data_args.dataset_config, data_args.dataset_split,
+                                    columns=(data_args.question_key,))[data_args.question_key])
+        templates = load_templates(GENERATE, generate_fn=refusal_writer(args.template_model or model_path, data_args),
+                                   questions=questions, prompt=args.template_prompt)
+    elif "template" in needs:
+        templates = load_templates(args.template_source)
     retain = None
     if "retain" in needs:
         retain = load_examples(tokenizer, data_args, args, args.retain_dataset or data_args.dataset,
@@ -108,7 +138,7 @@ def train(run, model_args: ModelArgs, data_args: QADataArgs, args: UnlearnArgs,
     """config → data → model → trainer → train → save."""
     # data
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
-    dataset = build_dataset(tokenizer, data_args, args, seed=train_args.seed)
+    dataset = build_dataset(tokenizer, data_args, args, seed=train_args.seed, model_path=model_args.model_name_or_path)
     # model
     model = load_causal_lm(model_args)
     # trainer
