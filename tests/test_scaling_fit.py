@@ -199,3 +199,29 @@ def test_compare_schedules_ranks_by_final_loss():
     assert by["wsd"]["p_best"] + by["constant"]["p_best"] == pytest.approx(1.0)
     mid = predict(got, parse_schedule("constant:peak=3e-4,steps=20000,warmup=500"), np.array([20000]))[0]
     assert mid[0] == pytest.approx(by["constant"]["final_loss"])
+
+
+def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    curves = [
+        _synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0),
+        _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.003, 1),
+        _synthetic(truth, "twostage:peak=3e-4,steps=8000,warmup=200,switch=4000,second=1e-4", 100, 0.003, 2),
+    ]
+    got = fit(curves, "annealing", n_boot=20)
+    assert got.loco.shape == (3, 4)
+    lr = parse_schedule("constant:peak=3e-4,steps=24000,warmup=200")
+    steps = np.array([8000, 24000])
+    mid, lo, hi = predict(got, lr, steps)
+    # the same band by hand: z_0.95 * sqrt(bootstrap var + mean squared LOCO residual + jackknife var), in log loss
+    feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
+    logp = lambda t: np.log(LAWS["annealing"].predict(t, feats, steps)[0])  # noqa: E731
+    boot_var = np.var([logp(b) for b in got.boot], axis=0)
+    jack = np.array([logp(t) for t in got.loco])
+    jack_var = 2 / 3 * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0)
+    half = 1.6448536269514722 * np.sqrt(boot_var + np.mean(got.resid**2) + jack_var)
+    np.testing.assert_allclose(np.log(hi / mid), half, rtol=1e-9)
+    np.testing.assert_allclose(np.log(mid / lo), half, rtol=1e-9)
+    assert half[1] > half[0]  # 3x the fitted horizon: wider than at the horizon
+    again = type(got).from_json(json.loads(json.dumps(got.to_json())))
+    np.testing.assert_allclose(predict(again, lr, steps)[2], hi)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize, nnls
+from scipy.stats import norm
 
 from llmkit.errors import LlmkitError
 from llmkit.scaling.laws import LAWS, warmup_end
@@ -46,6 +47,7 @@ class Fit:
     theta: np.ndarray
     boot: np.ndarray  # [n_boot, n_params]
     resid: np.ndarray  # log residuals the bands draw from: leave-one-curve-out when >= 2 curves, else in-sample
+    loco: np.ndarray  # [n_curves, n_params] refits without one curve each (empty below 2 curves): the jackknife
     lr_peak: float
     horizon: int
     objective: float
@@ -81,6 +83,7 @@ class Fit:
             "warnings": self.warnings,
             "bootstrap": self.boot.tolist(),
             "residuals": self.resid.tolist(),
+            "leave_one_curve_out": self.loco.tolist(),
         }
 
     @classmethod
@@ -91,7 +94,9 @@ class Fit:
             return cls(
                 law=law_name(doc["law"]), options=doc["options"], theta=np.array([doc["params"][p] for p in law.params]),
                 boot=np.array(doc["bootstrap"], dtype=np.float64).reshape(-1, len(law.params)),
-                resid=np.array(doc["residuals"], dtype=np.float64), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
+                resid=np.array(doc["residuals"], dtype=np.float64),
+                # fits written before the jackknife band have no refits: their band is bootstrap + residuals only
+                loco=np.array(doc.get("leave_one_curve_out", []), dtype=np.float64).reshape(-1, len(law.params)), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
                 objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
                 n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
             )
@@ -243,21 +248,23 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
     r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
+    loco = np.zeros((0, len(theta)))
     if n_boot > 0 and len(data) >= 2:
-        resid = _cross_schedule_resid(law_, data, delta)
+        resid, loco = _leave_one_curve_out(law_, data, delta)
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
-    return Fit(name, options, theta, boot, resid, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+    return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
 
 
-def _cross_schedule_resid(law, data, delta) -> np.ndarray:
-    """Log residuals of each curve predicted by a fit to the other curves (leave one curve out).
+def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
+    """Refit without each curve in turn: the held-out curve's log residuals, and the refitted parameters.
 
     In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
-    so prediction bands draw their noise from these out-of-schedule residuals instead.
+    so bands take their noise from these out-of-schedule residuals. The refits disagree more the
+    farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
     """
-    out = []
+    out, thetas = [], []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
         if sum(len(s) for _, s, _ in rest) <= len(law.params):
@@ -265,7 +272,8 @@ def _cross_schedule_resid(law, data, delta) -> np.ndarray:
         theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
         out.append(logy - np.log(np.maximum(law.predict(theta, feats, steps)[0], 1e-300)))
-    return np.concatenate(out) if out else np.zeros(0)
+        thetas.append(theta)
+    return (np.concatenate(out) if out else np.zeros(0)), np.array(thetas).reshape(-1, len(law.params))
 
 
 def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -317,13 +325,15 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
     mid = law.predict(fitted.theta, feats, steps)[0]
     if len(fitted.boot) == 0:
         return mid, mid.copy(), mid.copy()
-    rng = np.random.default_rng(0)
-    draws = np.stack([law.predict(b, feats, steps)[0] for b in fitted.boot])
-    # add a residual per draw so the band covers points, not just the mean curve; random sign, because
-    # the direction a held-out schedule missed in does not say which way the next one will
-    noise = rng.choice(fitted.resid, size=draws.shape) * rng.choice([-1.0, 1.0], size=draws.shape) if len(fitted.resid) else 0.0
-    q = np.quantile(draws * np.exp(noise), [(1 - level) / 2, (1 + level) / 2], axis=0)
-    return mid, np.minimum(q[0], mid), np.maximum(q[1], mid)
+    log_mid = np.log(mid)
+    boot = np.stack([np.log(np.maximum(law.predict(b, feats, steps)[0], 1e-300)) for b in fitted.boot])
+    var = boot.var(axis=0) + (float(np.mean(fitted.resid**2)) if len(fitted.resid) else 0.0)
+    n = len(fitted.loco)
+    if n >= 2:  # jackknife variance over curves: grows with distance from the fitted schedules and horizon
+        dev = np.stack([np.log(np.maximum(law.predict(t, feats, steps)[0], 1e-300)) - log_mid for t in fitted.loco])
+        var = var + (n - 1) / n * np.sum((dev - dev.mean(axis=0)) ** 2, axis=0)
+    half = norm.ppf((1 + level) / 2) * np.sqrt(var)  # Gaussian in log loss
+    return mid, mid * np.exp(-half), mid * np.exp(half)
 
 
 def write_json(path: Path, doc) -> None:
@@ -352,21 +362,20 @@ def warn(notes: list[str]) -> None:
 
 
 def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
-    """Final loss per candidate schedule with a `level` interval and the bootstrap probability that it is best."""
+    """Final loss per candidate schedule with the `level` band of `predict` and the bootstrap probability that it is best."""
     law = LAWS[fitted.law]
     names = list(schedules)
-    finals, draws = [], []
+    bands, draws = [], []
     for name in names:
         lr = schedules[name]
         feats = law.features(lr / fitted.lr_peak, **fitted.options)
         last = np.array([len(lr) - 1])
-        finals.append(float(law.predict(fitted.theta, feats, last)[0][0]))
-        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [finals[-1]])
+        bands.append([float(v[0]) for v in predict(fitted, lr, last, level)])
+        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [bands[-1][0]])
     draws = np.array(draws)  # [schedules, boot]
     wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
-    q = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
     return [
-        {"schedule": n, "final_loss": finals[i], "lo": float(q[0, i]), "hi": float(q[1, i]), "p_best": float(wins[i]),
+        {"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
          "warnings": support_warnings(fitted, schedules[n])}
         for i, n in enumerate(names)
     ]
