@@ -1,6 +1,10 @@
 """The embedding stage of `llmkit demo`: mine embed_mini, score the untrained tiny embedder on the local MTEB suite,
 train it briefly with LoRA (recipes/embed/tiny_demo.yaml), score it again, and report the gain.
 
+Raw texts on both sides, no instructions: the tiny backbone is random-init and cannot read an instruction, whose
+shared prefix would make every query embed alike (see the recipe's header), so the suite runs with `prompts: false`,
+matching the recipe's `instructions: false`.
+
 Every step is the user-facing command run in-process (`llmkit mine`, `llmkit eval`, `llmkit train`), so the demo
 exercises the same code paths and leaves the same files: <out>/tiny_demo/{mined,final,metrics.jsonl},
 <out>/before/eval and <out>/tiny_demo/final/eval (mteb result files + mteb_local_summary.json/.md).
@@ -15,6 +19,7 @@ from pathlib import Path
 
 RECIPE = "recipes/embed/tiny_demo.yaml"
 SUITE = "eval/mteb_local.yaml"
+EVAL_OVERRIDES = ["--prompts", "false"]
 
 
 def _summary(eval_dir: Path) -> dict:
@@ -36,10 +41,10 @@ def run(out_dir: str | Path, overrides: tuple[str, ...] = ()) -> dict:
     start = time.time()
     mine_main(args)
     base = "tiny:llama"  # the recipe's backbone, untrained as an embedder
-    eval_main([suite, "--model", base, "--out", str(out_dir / "before"), "--max_seq_length", "256"])
+    eval_main([suite, "--model", base, "--out", str(out_dir / "before"), "--max_seq_length", "256", *EVAL_OVERRIDES])
     train_main(args)
     final = out_dir / "tiny_demo" / "final"
-    eval_main([suite, "--model", str(final)])
+    eval_main([suite, "--model", str(final), *EVAL_OVERRIDES])
     before, after = _summary(out_dir / "before" / "eval"), _summary(final / "eval")
     result = {"before": before, "after": after, "gain": after["mean_task"] - before["mean_task"],
               "seconds": round(time.time() - start, 1)}

@@ -39,6 +39,8 @@ class EmbedArgs:
     teacher_temperature: float = field(default=1.0, metadata={"help": "temperature of the standardised teacher scores"})
     mask_false_negatives: bool = field(default=True, metadata={"help": "mask candidates that repeat a query's positive"})
     mini_batch_size: int = field(default=32, metadata={"help": "GradCache chunk (cached_soft_infonce only)"})
+    instructions: bool = field(default=True, metadata={"help": "false: train on raw texts, no instruction or examples "
+                                   "(for a backbone that has not learned language: see recipes/embed/tiny_demo.yaml)"})
     icl_max_examples: int = field(default=5, metadata={"help": "k ~ U{0..this} in-context examples per training query"})
     icl_budget: int = field(default=1536, metadata={"help": "token budget of a query's example prefix"})
     icl_example_max_tokens: int = field(default=256, metadata={"help": "each example's query/response cut to this"})
@@ -111,7 +113,8 @@ def train(run, model_args: ModelArgs, mining_args: MiningArgs, embed_args: Embed
     model = build_embedder(model_args.model_name_or_path, pooling=embed_args.pooling, attention=embed_args.attention,
                            max_seq_length=embed_args.max_seq_length, lora=lora, dtype=model_args.dtype)
     tokenizer = model[0].tokenizer
-    datasets = prepare_datasets(mined, tasks, tokenizer, seed=train_args.seed, k_max=embed_args.icl_max_examples,
+    datasets = prepare_datasets(mined, tasks, tokenizer, seed=train_args.seed, instructions=embed_args.instructions,
+                                k_max=embed_args.icl_max_examples,
                                 example_budget=embed_args.icl_budget, example_max_tokens=embed_args.icl_example_max_tokens)
     loss_kwargs = dict(temperature=embed_args.temperature, kd_weight=embed_args.kd_weight,
                        teacher_temperature=embed_args.teacher_temperature,
