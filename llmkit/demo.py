@@ -140,6 +140,23 @@ def report_stage(demo: Demo, runs: dict[str, Path]) -> Path:
                               title="tofu-mini forget10: forget quality vs model utility")
 
 
+def embed_stage(demo: Demo) -> tuple[dict, dict]:
+    """Mine embed_mini, train the tiny embedder, and score it on the local MTEB suite before and after."""
+    from llmkit.embed.demo import suite_summary
+
+    out = demo.out / "embed"
+    if (out / "tiny_demo" / "final" / "eval" / "mteb_local_summary.json").is_file():
+        demo.say(f"  {out}/tiny_demo/final is evaluated, skipped")
+    else:
+        demo.run_parallel({"embed": ["-c", "import sys; from llmkit.embed.demo import run; run(sys.argv[1])", str(out)]})
+    before, after = suite_summary(out / "before" / "eval"), suite_summary(out / "tiny_demo" / "final" / "eval")
+    print("| local MTEB task | before | after |\n|---|---:|---:|")
+    for task, score in before["scores"].items():
+        print(f"| {task} | {score:.1f} | {after['scores'][task]:.1f} |")
+    print(f"| Mean(Task) | {before['mean_task']:.2f} | {after['mean_task']:.2f} |", flush=True)
+    return before, after
+
+
 def fit_stage(demo: Demo, run_dir: Path) -> dict:
     """Fit the LR-annealing law on the first 60% of the target's loss curve and predict the rest."""
     import warnings
@@ -180,7 +197,13 @@ def main(argv: list[str]) -> int:
     reference = eval_stage(demo, runs)
     plot = report_stage(demo, runs)
 
-    demo.say("5. fit the LR-annealing scaling law to the target's loss curve (first 60% fitted, rest predicted)")
+    demo.say("5. embeddings: mine embed_mini with the offline MiniLM teacher, train the tiny decoder embedder "
+             "(EOS pooling, LoRA, InfoNCE + teacher KL), local MTEB suite before and after")
+    before, after = embed_stage(demo)
+    demo.say(f"  Mean(Task) {before['mean_task']:.2f} -> {after['mean_task']:.2f} "
+             f"({after['mean_task'] - before['mean_task']:+.2f})")
+
+    demo.say("6. fit the LR-annealing scaling law to the target's loss curve (first 60% fitted, rest predicted)")
     fit = fit_stage(demo, runs["target"])
     holdout = fit["holdout"]
     demo.say(f"  L0={fit['params']['L0']:.3g} A={fit['params']['A']:.3g} C={fit['params']['C']:.3g} "
@@ -192,6 +215,7 @@ def main(argv: list[str]) -> int:
         print(f"  {role:<8} {path}  (final/, metrics.jsonl, config.yaml)")
     print(f"  reference {reference}")
     print(f"  tradeoff {plot}")
+    print(f"  embed    {demo.out / 'embed'}  (tiny_demo/final, before/eval, tiny_demo/final/eval)")
     print(f"  fit      {runs['target'] / 'fit'}  (params.json, pred.json, curve.png)")
     print(f"  logs     {demo.logs}")
     return 0

@@ -22,7 +22,8 @@ SUITE = "eval/mteb_local.yaml"
 EVAL_OVERRIDES = ["--prompts", "false"]
 
 
-def _summary(eval_dir: Path) -> dict:
+def suite_summary(eval_dir: Path) -> dict:
+    """Mean(Task), Mean(TaskType) and per-task main scores (×100) of a local-suite evaluation."""
     data = json.loads((eval_dir / "mteb_local_summary.json").read_text(encoding="utf-8"))
     return {"mean_task": data["mean_task"], "mean_task_type": data["mean_task_type"],
             "scores": {task: 100 * score for task, score in data["scores"].items()}}
@@ -45,7 +46,7 @@ def run(out_dir: str | Path, overrides: tuple[str, ...] = ()) -> dict:
     train_main(args)
     final = out_dir / "tiny_demo" / "final"
     eval_main([suite, "--model", str(final), *EVAL_OVERRIDES])
-    before, after = _summary(out_dir / "before" / "eval"), _summary(final / "eval")
+    before, after = suite_summary(out_dir / "before" / "eval"), suite_summary(final / "eval")
     result = {"before": before, "after": after, "gain": after["mean_task"] - before["mean_task"],
               "seconds": round(time.time() - start, 1)}
     print(f"llmkit demo (embed): local MTEB Mean(Task) {before['mean_task']:.2f} -> {after['mean_task']:.2f} "
