@@ -18,6 +18,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from llmkit.errors import LlmkitError
+from llmkit.io import atomic_write_text
 
 COMPLETE = "COMPLETE"
 METRICS = "metrics.jsonl"
@@ -26,10 +27,6 @@ CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 _RENAMED = {"learning_rate": "lr"}
 _DROPPED = {"total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
             "num_input_tokens_seen", "train_tokens_per_second"}
-
-
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", 0)) == 0
 
 
 def _barrier() -> None:
@@ -100,10 +97,7 @@ class MetricsJsonl(TrainerCallback):
             kept = []
         self._time_offset = max((row.get("time", 0.0) for row in kept), default=0.0)
         self._start = time.time()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from llmkit.errors import LlmkitError
+from llmkit.io import atomic_write_text
 from llmkit.scaling.laws import LAWS
 
 
@@ -81,10 +81,8 @@ def predict_main(argv: list[str]) -> int:
     steps = np.arange(1, len(lr))
     mid, lo, hi = predict(fitted, lr, steps)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("step,loss,lo,hi\n" + "".join(f"{s},{m:.6f},{a:.6f},{b:.6f}\n" for s, m, a, b in zip(steps, mid, lo, hi)))
-    os.replace(tmp, out)
+    atomic_write_text(out, "step,loss,lo,hi\n" + "".join(f"{s},{m:.6f},{a:.6f},{b:.6f}\n"
+                                                         for s, m, a, b in zip(steps, mid, lo, hi)))
     print(f"final step {steps[-1]}: loss {mid[-1]:.4f} (90% band {lo[-1]:.4f}-{hi[-1]:.4f}); wrote {out}")
     if args.compare:
         schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in args.compare}}

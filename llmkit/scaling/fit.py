@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings as pywarnings
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -21,6 +20,7 @@ from scipy.optimize import minimize, nnls
 from scipy.stats import norm
 
 from llmkit.errors import LlmkitError
+from llmkit.io import atomic_write_text, write_json
 from llmkit.scaling.laws import LAWS, warmup_end
 
 
@@ -323,9 +323,13 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
     steps = np.arange(1, len(lr)) if steps is None else np.asarray(steps, dtype=np.int64)
     feats = law.features(lr / fitted.lr_peak, **fitted.options)
     mid = law.predict(fitted.theta, feats, steps)[0]
+    if np.any(mid <= 0):
+        first = int(steps[np.argmax(mid <= 0)])
+        pywarnings.warn(f"the {fitted.law} law predicts a loss <= 0 from step {first}: the curve is outside the regime "
+                      "the law describes (e.g. a memorising fine-tune); the band there is meaningless")
     if len(fitted.boot) == 0:
         return mid, mid.copy(), mid.copy()
-    log_mid = np.log(mid)
+    log_mid = np.log(np.maximum(mid, 1e-300))
     boot = np.stack([np.log(np.maximum(law.predict(b, feats, steps)[0], 1e-300)) for b in fitted.boot])
     var = boot.var(axis=0) + (float(np.mean(fitted.resid**2)) if len(fitted.resid) else 0.0)
     n = len(fitted.loco)
@@ -334,13 +338,6 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
         var = var + (n - 1) / n * np.sum((dev - dev.mean(axis=0)) ** 2, axis=0)
     half = norm.ppf((1 + level) / 2) * np.sqrt(var)  # Gaussian in log loss
     return mid, mid * np.exp(-half), mid * np.exp(half)
-
-
-def write_json(path: Path, doc) -> None:
-    """Atomic JSON write (tmp file + os.replace)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1, allow_nan=True))
-    os.replace(tmp, path)
 
 
 def load_fit(fit_dir: str | Path) -> Fit:
@@ -466,15 +463,11 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
               "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
     write_json(out / "params.json", params)
     write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
-    tmp = out / "pred.csv.tmp"
-    tmp.write_text("curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
-    os.replace(tmp, out / "pred.csv")
+    atomic_write_text(out / "pred.csv", "curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
     from llmkit.scaling.plot import plot_fit
 
     plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
-    tmp = out / "summary.txt.tmp"
-    tmp.write_text(summary(fitted, per_curve) + "\n")
-    os.replace(tmp, out / "summary.txt")
+    atomic_write_text(out / "summary.txt", summary(fitted, per_curve) + "\n")
     warn(fitted.warnings)
     return params
 
