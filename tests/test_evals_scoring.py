@@ -123,9 +123,9 @@ def test_vllm_backend_refuses_a_lora_adapter_directory(tmp_path, tiny, monkeypat
     import llmkit.evals.generate as generate
 
     model, tok = tiny
-    (tmp_path / "adapter_config.json").write_text("{}")
     monkeypatch.setattr(generate, "vllm_installed", lambda: True)
     monkeypatch.setattr(generate, "vllm_usable", lambda: True)
     with pytest.raises(LlmkitError, match="is a LoRA adapter"):
-        get_backend("vllm", model=model, tokenizer=tok, model_path=str(tmp_path))
-    assert isinstance(get_backend("auto", model=model, tokenizer=tok, model_path=str(tmp_path)), HFGenerator)
+        get_backend("vllm", model=model, tokenizer=tok, model_path=str(tmp_path), adapter=True)
+    auto = get_backend("auto", model=model, tokenizer=tok, model_path=str(tmp_path), adapter=True)
+    assert isinstance(auto, HFGenerator)

@@ -40,9 +40,9 @@ def load_model(path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llmkit.models import load_tokenizer
+    from llmkit.models import is_peft_dir, load_tokenizer
 
-    if (Path(path) / "adapter_config.json").is_file():
+    if is_peft_dir(path):
         from peft import AutoPeftModelForCausalLM
 
         model = AutoPeftModelForCausalLM.from_pretrained(path, dtype="auto")
@@ -109,11 +109,12 @@ def main(argv: list[str]) -> int:
             return 0
 
     from llmkit.evals.generate import get_backend
+    from llmkit.models import is_peft_dir
 
     start = time.time()
     model, tokenizer = load_model(model_path)
     generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
-                            batch_size=int(suite.get("batch_size", 16)))
+                            batch_size=int(suite.get("batch_size", 16)), adapter=is_peft_dir(model_path))
     result = SUITES[benchmark](suite, overrides, str(suite_path), model, tokenizer, generator, args.reference)
     for metric, why in result["absent"].items():
         print(f"llmkit eval: {metric} not computed: {why}", file=sys.stderr)

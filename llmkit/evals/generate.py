@@ -124,11 +124,9 @@ def vllm_usable() -> bool:
     return vllm_installed() and torch.cuda.is_available()
 
 
-def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = None, batch_size: int = 32):
-    """A generator by name: 'hf', 'vllm', or 'auto' (vLLM when usable, else HF)."""
-    from llmkit.models import is_peft_dir
-
-    adapter = model_path is not None and is_peft_dir(model_path)
+def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = None, batch_size: int = 32,
+                adapter: bool = False):
+    """A generator by name: 'hf', 'vllm', or 'auto' (vLLM when usable, else HF); `adapter`: model_path is LoRA."""
     if name == "auto":
         # vLLM loads full weights; a LoRA adapter directory is generated with the (merged-on-load) HF model
         name = "vllm" if vllm_usable() and model_path is not None and not adapter else "hf"
