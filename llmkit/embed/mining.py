@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -153,19 +154,24 @@ def _has_cuda() -> bool:
 
 def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
               rng: np.random.Generator) -> tuple[list[dict], dict]:
-    """Mine one task; returns the output rows and counters (candidates, margin/duplicate drops, short groups)."""
+    """Mine one task; returns the output rows and counters (candidates, filter drops, short groups, seconds per stage)."""
     from sentence_transformers.util import semantic_search
     from tqdm import tqdm
 
     queries = [r["query"] for r in rows]
     corpus = list(dict.fromkeys([*corpus, *(p for r in rows for p in r["positives"])]))
+    clock = time.perf_counter()
     corpus_emb = encoder.encode(corpus, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
     query_emb = encoder.encode([args.query_prompt + q for q in queries], normalize_embeddings=True,
                                convert_to_tensor=True, show_progress_bar=False)
     dense_hits = semantic_search(query_emb, corpus_emb, top_k=min(args.first_stage_top, len(corpus)))
+    seconds = {"seconds_dense": time.perf_counter() - clock}  # per stage, for mining.json and the benchmark
+    clock = time.perf_counter()
     index = bm25_index(corpus)
     bm25_hits = np.concatenate([_top_indices(bm25_scores(queries[i:i + 1024], index), args.first_stage_top)
                                 for i in range(0, len(queries), 1024)])  # chunks bound the (Q, N) score matrix
+    seconds["seconds_bm25"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     corpus_emb = corpus_emb.cpu().numpy()
     doc_index = {text: i for i, text in enumerate(corpus)}
 
@@ -199,7 +205,8 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
             out.append({"task": task, "query": row["query"], "positive": pos, "negatives": negatives,
                         "scores": [float(pos_score), *map(float, chosen_scores)]})
     counts["corpus"] = len(corpus)
-    return out, dict(counts)
+    seconds["seconds_rescore_filter"] = time.perf_counter() - clock  # teacher rescoring, margin/duplicate filters, top-K
+    return out, {**counts, **{k: round(v, 3) for k, v in seconds.items()}}
 
 
 def _select(query, candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts, need=None, sort=True):
