@@ -10,7 +10,8 @@ return look-alike candidates and the margin filter has work to do; each query as
 Stages (seconds from mining.json's per-task stats, queries/s = queries / seconds):
   - dense:   MiniLM encodes corpus + queries, `semantic_search` top-N;
   - bm25:    index the corpus, score the queries, top-N;
-  - rescore: per query, the teacher scores BM25 ∪ dense candidates, the 0.95 relative margin, top-K (random fill).
+  - rescore: per query, the teacher scores BM25 ∪ dense candidates (dense reranker: cosines of the embeddings the
+             first stage made), the 0.95 relative margin, top-K (random fill).
 """
 
 from __future__ import annotations
