@@ -115,6 +115,31 @@ def test_short_groups_are_filled_with_random_docs_that_pass_the_filter(tmp_path)
     assert all(TEACHER[n] == s and s < 0.76 for n, s in zip(negs, scores[1:]))
 
 
+def test_dense_rescoring_reuses_first_stage_embeddings_and_scores_the_cosine(tmp_path):
+    class CountingEncoder(WordEncoder):
+        seen: list[str] = []
+
+        def encode(self, texts, **kwargs):
+            self.seen.extend(texts)
+            return super().encode(texts, **kwargs)
+
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t != POSITIVE]
+    query = "capital of france"
+    data, corp = _write(tmp_path, [{"task": "qa", "query": query, "positives": [POSITIVE]}], corpus)
+    args = MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2, reranker="dense")
+    encoder = CountingEncoder()
+    ds = mine(args, tmp_path / "mined", encoder=encoder)
+    assert len(encoder.seen) == len(set(encoder.seen)) == len(TEACHER) + 1  # corpus + positive + query, once each
+
+    def bag(text):  # the bag-of-words vector by hand
+        v = np.array([text.lower().split().count(w) + 1e-3 for w in VOCAB])
+        return v / np.linalg.norm(v)
+
+    row = ds[0]
+    expected = [bag(query) @ bag(t) for t in [POSITIVE, *row["negatives"]]]
+    assert row["scores"] == pytest.approx(expected, abs=1e-5)
+
+
 def test_missing_column_names_file_and_row(tmp_path):
     data, corp = _write(tmp_path, [{"task": "qa", "question": "x", "positives": ["y"]}], [{"task": "qa", "text": "z"}])
     with pytest.raises(LlmkitError, match=r"data.jsonl row 1: missing column 'query'"):

@@ -6,7 +6,8 @@ doc–doc near-duplicate filter → top-K by teacher score (random corpus docs t
 short groups) → a `datasets` dataset on disk with the teacher score of the positive and of each negative.
 
 Stands on sentence-transformers 6: `SentenceTransformer.encode` and `util.semantic_search` for the dense
-first stage, `CrossEncoder.predict` for reranking. The margin rule is the one of `util.mine_hard_negatives`
+first stage (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
+reranking. The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
 the pipeline is written here. BM25 is written on scikit-learn's CountVectorizer (no BM25 package is in the
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -121,18 +123,30 @@ def _check_columns(rows: list[dict], columns: tuple[str, ...], path: str) -> Non
             raise LlmkitError(f"{path} row {i + 1}: missing column {missing[0]!r}")
 
 
+class EmbeddingCache:
+    """The dense teacher's L2-normalised embeddings, each text encoded once per mining run by whichever stage asks
+    first: the dense rescorer then reuses the first stage's corpus and query embeddings instead of encoding every
+    candidate again, query by query, in small batches (that was half of mining time, scripts/bench/embed_mining.py)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.rows: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), D) float32 rows; only texts not seen before go to the encoder, in one call."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self.rows]
+        if missing:
+            vectors = self.encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False)
+            self.rows.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
+        return np.stack([self.rows[t] for t in texts])
+
+
 def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
     """Cosine of the dense teacher on each (query, doc) pair: the offline stand-in for a reranker."""
-    cache: dict[str, np.ndarray] = {}  # each text is encoded once per mining run
-
-    def embed(texts: list[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        if missing:
-            cache.update(zip(missing, encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False)))
-        return np.stack([cache[t] for t in texts])
+    cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
 
     def score(queries: list[str], docs: list[str]) -> np.ndarray:
-        return (embed([query_prompt + q for q in queries]) * embed(docs)).sum(axis=1)
+        return (cache.embed([query_prompt + q for q in queries]) * cache.embed(docs)).sum(axis=1)
 
     return score
 
@@ -153,20 +167,29 @@ def _has_cuda() -> bool:
 
 def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
               rng: np.random.Generator) -> tuple[list[dict], dict]:
-    """Mine one task; returns the output rows and counters (candidates, margin/duplicate drops, short groups)."""
+    """Mine one task; returns the output rows and counters (candidates, filter drops, short groups, seconds per stage).
+
+    `encoder`: a sentence-transformers model, or the EmbeddingCache the dense scorer shares.
+    """
+    import torch
     from sentence_transformers.util import semantic_search
     from tqdm import tqdm
 
+    cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
     queries = [r["query"] for r in rows]
     corpus = list(dict.fromkeys([*corpus, *(p for r in rows for p in r["positives"])]))
-    corpus_emb = encoder.encode(corpus, normalize_embeddings=True, convert_to_tensor=True, show_progress_bar=False)
-    query_emb = encoder.encode([args.query_prompt + q for q in queries], normalize_embeddings=True,
-                               convert_to_tensor=True, show_progress_bar=False)
-    dense_hits = semantic_search(query_emb, corpus_emb, top_k=min(args.first_stage_top, len(corpus)))
+    clock = time.perf_counter()
+    corpus_emb = cache.embed(corpus)  # (N, D)
+    query_emb = cache.embed([args.query_prompt + q for q in queries])  # (Q, D)
+    dense_hits = semantic_search(torch.from_numpy(query_emb), torch.from_numpy(corpus_emb),
+                                 top_k=min(args.first_stage_top, len(corpus)))
+    seconds = {"seconds_dense": time.perf_counter() - clock}  # per stage, for mining.json and the benchmark
+    clock = time.perf_counter()
     index = bm25_index(corpus)
     bm25_hits = np.concatenate([_top_indices(bm25_scores(queries[i:i + 1024], index), args.first_stage_top)
                                 for i in range(0, len(queries), 1024)])  # chunks bound the (Q, N) score matrix
-    corpus_emb = corpus_emb.cpu().numpy()
+    seconds["seconds_bm25"] = time.perf_counter() - clock
+    clock = time.perf_counter()
     doc_index = {text: i for i, text in enumerate(corpus)}
 
     out, counts = [], defaultdict(int)
@@ -199,7 +222,8 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
             out.append({"task": task, "query": row["query"], "positive": pos, "negatives": negatives,
                         "scores": [float(pos_score), *map(float, chosen_scores)]})
     counts["corpus"] = len(corpus)
-    return out, dict(counts)
+    seconds["seconds_rescore_filter"] = time.perf_counter() - clock  # teacher rescoring, margin/duplicate filters, top-K
+    return out, {**counts, **{k: round(v, 3) for k, v in seconds.items()}}
 
 
 def _select(query, candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts, need=None, sort=True):
@@ -290,6 +314,7 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         if not args.teacher_model:
             raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
         encoder = SentenceTransformer(teacher_path(args.teacher_model), device="cuda" if _has_cuda() else "cpu")
+    encoder = EmbeddingCache(encoder)
     if scorer is None:
         scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
 

@@ -1,0 +1,104 @@
+"""Mining throughput: `llmkit.embed.mining.mine` end to end on a synthetic 10k-document corpus and 1k queries, with the
+offline MiniLM teacher as dense retriever and (reranker: dense) rescorer. Not a test: prints a table and writes JSON.
+
+    PYTHONPATH=. OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/bench/embed_mining.py [--docs 10000] [--queries 1000]
+        [--first_stage_top 100] [--num_negatives 7] [--out bench_embed_mining.json]
+
+The corpus is generated here from a seed and written to a temporary folder (nothing is committed): person profiles
+"{name} works as a {job} in {city}. ..." whose fields overlap across documents, so BM25 and the dense teacher both
+return look-alike candidates and the margin filter has work to do; each query asks about one profile, its positive.
+Stages (seconds from mining.json's per-task stats, queries/s = queries / seconds):
+  - dense:   MiniLM encodes corpus + queries, `semantic_search` top-N;
+  - bm25:    index the corpus, score the queries, top-N;
+  - rescore: per query, the teacher scores BM25 ∪ dense candidates (dense reranker: cosines of the embeddings the
+             first stage made), the 0.95 relative margin, top-K (random fill).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+FIRST = ["Aino", "Bela", "Cyrus", "Dara", "Emil", "Farah", "Goran", "Hana", "Ivo", "Jana", "Kenji", "Lina", "Mateo",
+         "Nora", "Omar", "Pia", "Quinn", "Rosa", "Sami", "Tara", "Umar", "Vera", "Wim", "Xenia", "Yusuf", "Zoe"]
+LAST = ["Rossi", "Kowal", "Novak", "Berg", "Costa", "Dahl", "Eriksen", "Fischer", "Garcia", "Horvat", "Ito", "Jansen",
+        "Kim", "Laine", "Moreau", "Nagy", "Olsen", "Petrov", "Quist", "Rahman", "Silva", "Tanaka", "Urban", "Vidal"]
+JOBS = ["architect", "chemist", "carpenter", "violinist", "nurse", "pilot", "baker", "teacher", "lawyer", "geologist",
+        "editor", "plumber", "surgeon", "farmer", "painter", "engineer"]
+CITIES = ["Leipzig", "Valencia", "Krakow", "Lyon", "Porto", "Turku", "Bergen", "Graz", "Utrecht", "Brno", "Osaka",
+          "Quebec", "Perth", "Cusco", "Tunis", "Riga"]
+HOBBIES = ["sailing", "birdwatching", "gardening", "painting", "chess", "climbing", "pottery", "running", "baking",
+           "fishing", "cycling", "knitting"]
+QUESTIONS = ["What is {name}'s job?", "Where does {name} live?", "Which hobby does {name} love?",
+             "When was {name} born?", "Tell me about {name}, the {job}."]
+
+
+def synthetic_corpus(docs: int, queries: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """(mining rows {task, query, positives}, corpus rows {task, text}); profiles of distinct people, seeded."""
+    rng = np.random.default_rng(seed)
+    names = [f"{f} {chr(65 + m)}. {l}" for f in FIRST for l in LAST for m in range(26)]  # 16,224 distinct names
+    picked = rng.choice(len(names), size=docs, replace=False)
+    profiles = []
+    for i in picked:
+        job, city, hobby = rng.choice(JOBS), rng.choice(CITIES), rng.choice(HOBBIES)
+        profiles.append(dict(name=names[i], job=job, city=city, hobby=hobby, year=int(rng.integers(1940, 2005))))
+    texts = [f"{p['name']} works as a {p['job']} in {p['city']}. {p['name'].split()[0]} was born in {p['year']} "
+             f"and loves {p['hobby']}." for p in profiles]
+    asked = rng.choice(docs, size=queries, replace=False)
+    rows = [{"task": "people_qa", "query": QUESTIONS[int(rng.integers(len(QUESTIONS)))].format(**profiles[i]),
+             "positives": [texts[i]]} for i in asked]
+    return rows, [{"task": "people_qa", "text": t} for t in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--first_stage_top", type=int, default=100)
+    parser.add_argument("--num_negatives", type=int, default=7)
+    parser.add_argument("--out", default="bench_embed_mining.json")
+    args = parser.parse_args()
+
+    import torch
+
+    from llmkit.embed.mining import MiningArgs, mine
+    from llmkit.io import write_json
+
+    rows, corpus = synthetic_corpus(args.docs, args.queries)
+    with tempfile.TemporaryDirectory() as tmp:
+        data, corpus_path = Path(tmp) / "train.jsonl", Path(tmp) / "corpus.jsonl"
+        data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        corpus_path.write_text("".join(json.dumps(r) + "\n" for r in corpus), encoding="utf-8")
+        mining_args = MiningArgs(mining_data=str(data), mining_corpus=str(corpus_path),
+                                 teacher_model="sentence-transformers/all-MiniLM-L6-v2", reranker="dense",
+                                 first_stage_top=args.first_stage_top, num_negatives=args.num_negatives,
+                                 relative_margin=0.05)
+        start = time.perf_counter()
+        mined = mine(mining_args, Path(tmp) / "mined")
+        total = time.perf_counter() - start  # includes loading the teacher and saving the dataset
+        stats = json.loads((Path(tmp) / "mined" / "mining.json").read_text())["stats"]["people_qa"]
+
+    stages = {"dense": stats["seconds_dense"], "bm25": stats["seconds_bm25"], "rescore": stats["seconds_rescore_filter"]}
+    stages["mine() total"] = total
+    print(f"corpus {stats['corpus']} docs, {args.queries} queries -> {len(mined)} rows; "
+          f"candidates/query {stats['candidates'] / args.queries:.1f}, margin drops {stats.get('dropped_margin', 0)}, "
+          f"random fills {stats.get('filled_from_random', 0)}")
+    print("| stage | seconds | queries/s |\n|---|---|---|")
+    for stage, sec in stages.items():
+        print(f"| {stage} | {sec:.2f} | {args.queries / sec:.1f} |")
+    write_json(args.out, {"docs": stats["corpus"], "queries": args.queries, "rows": len(mined),
+                          "first_stage_top": args.first_stage_top, "num_negatives": args.num_negatives,
+                          "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                          "seconds": stages, "queries_per_s": {k: args.queries / v for k, v in stages.items()},
+                          "stats": stats})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
