@@ -72,8 +72,9 @@ def bench_model(name: str, texts: list[str], batch_size: int, repeat: int) -> di
     out = {}
     with torch.inference_mode():
         model.encode(texts[:4 * batch_size], batch_size=batch_size, show_progress_bar=False)  # warm-up
-        for _ in range(repeat):
-            for arm, fn in arms.items():
+        for i in range(repeat):
+            # Alternate which arm goes first, so drift on a shared machine does not favour one side.
+            for arm, fn in (list(arms.items()) if i % 2 == 0 else list(arms.items())[::-1]):
                 start = time.perf_counter()
                 out[arm] = fn()
                 seconds[arm].append(time.perf_counter() - start)
