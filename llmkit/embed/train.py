@@ -9,11 +9,14 @@ a LoRA run from its adapter file.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sentence_transformers import SentenceTransformerTrainer
+from sentence_transformers.sampler import ProportionalBatchSampler
+from torch.utils.data import SubsetRandomSampler
 
 from llmkit.embed.losses import build_loss
 from llmkit.embed.prompts import TaskPrompt, prompt_rows, task_prompt
@@ -57,12 +60,50 @@ def build_losses(model, tasks: dict[str, TaskPrompt], task_names, loss: str = "s
             for name in task_names}
 
 
+class RankAlignedProportionalBatchSampler(ProportionalBatchSampler):
+    """sentence-transformers' proportional multi-task sampler, with every rank on the same task at every step.
+
+    accelerate deals consecutive batches of a batch sampler out to the ranks in turn, so with one task per batch the
+    ranks of a step would hold different tasks: different loss settings (in-batch gather on or off) and gather shapes,
+    which deadlocks the collective. Here each draw of a task yields `world` batches of it, one per rank; a task's
+    last, incomplete group is dropped.
+    """
+
+    def __iter__(self):
+        import torch.distributed as dist
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        if world == 1:
+            yield from super().__iter__()
+            return
+        if self.generator is not None and self.seed is not None:
+            self.generator.manual_seed(self.seed + self.epoch)
+        offsets = [0, *accumulate(len(d) for d in self.dataset.datasets)]
+        groups = [len(sampler) // world for sampler in self.batch_samplers]
+        order = [i for i, n in enumerate(groups) for _ in range(n)]
+        iterators = [iter(sampler) for sampler in self.batch_samplers]
+        for task in SubsetRandomSampler(order, generator=self.generator):
+            for _ in range(world):
+                yield [index + offsets[task] for index in next(iterators[task])]
+
+    def __len__(self) -> int:
+        import torch.distributed as dist
+
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        return sum(len(sampler) // world * world for sampler in self.batch_samplers)
+
+
 class EmbedTrainer(SentenceTransformerTrainer):
-    """SentenceTransformerTrainer that resumes a LoRA backbone from the checkpoint's adapter file.
+    """SentenceTransformerTrainer with rank-aligned task batches, which resumes a LoRA backbone from the
+    checkpoint's adapter file.
 
     The parent reloads the checkpoint as a new model and copies its state dict, but the reloaded backbone
     carries the adapter without peft's `base_model.model.` prefix, so the keys never match.
     """
+
+    def get_multi_dataset_batch_sampler(self, dataset, batch_samplers, generator=None, seed=0):
+        return RankAlignedProportionalBatchSampler(dataset, batch_samplers=batch_samplers, generator=generator,
+                                                   seed=seed)
 
     def _load_from_checkpoint(self, checkpoint_path: str) -> None:
         backbone = self.model[0].model

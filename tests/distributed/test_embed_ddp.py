@@ -1,0 +1,27 @@
+"""A multi-task embed recipe trains on 2 gloo processes under the ddp preset (it used to deadlock at the first step
+whose two ranks drew different tasks), and final/ loads as a SentenceTransformer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO, python_env
+
+
+def test_embed_recipe_trains_on_two_processes(tmp_path, tiny_model_path):
+    from llmkit.embed.cli import mine_main
+
+    recipe = str(REPO / "recipes" / "embed" / "tiny_demo.yaml")
+    # The model is built here first, so the two ranks only read it.
+    common = ["--output_root", str(tmp_path), "--model_name_or_path", tiny_model_path]
+    assert mine_main([recipe, *common]) == 0
+    cmd = [sys.executable, "-m", "llmkit.cli", "train", recipe, "--accelerate", "ddp", "--num_processes", "2",
+           *common, "--max_steps", "12", "--per_device_train_batch_size", "8"]
+    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(tmp_path / "tiny_demo" / "final"), device="cpu")
+    assert model.encode(["a query", "a document"]).shape[0] == 2
