@@ -101,6 +101,22 @@ class EmbedTrainer(SentenceTransformerTrainer):
     carries the adapter without peft's `base_model.model.` prefix, so the keys never match.
     """
 
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        # Under ZeRO-3, Trainer.save_model gathers the full weights into `state_dict` (rank 0), but the parent's
+        # _save writes the module's own, partitioned (empty) parameters. Write the gathered ones instead.
+        partitioned = state_dict is not None and any(p.numel() == 0 for p in self.model.parameters())
+        if not partitioned:
+            return super()._save(output_dir, state_dict)
+        named = dict(self.model.named_parameters())
+        shards = {name: param.data for name, param in named.items()}
+        try:
+            for name, param in named.items():
+                param.data = state_dict[name].to(param.dtype)
+            super()._save(output_dir, state_dict)
+        finally:
+            for name, param in named.items():
+                param.data = shards[name]
+
     def get_multi_dataset_batch_sampler(self, dataset, batch_samplers, generator=None, seed=0):
         return RankAlignedProportionalBatchSampler(dataset, batch_samplers=batch_samplers, generator=generator,
                                                    seed=seed)
