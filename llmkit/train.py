@@ -105,7 +105,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(train_args.output_dir)
     session = Session(run_dir, resolve_resume(run.resume, run_dir), run.save_final, instances, argv[0], argv)
     module.train(run, *instances[1:], session)
+    _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Leave the process group together: a rank that exits with gloo/DeepSpeed threads still alive can abort
+    ("terminate called without an active exception") after a run that finished fine."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
