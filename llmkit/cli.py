@@ -17,7 +17,7 @@ COMMANDS = {
     "train": ("llmkit.launch:main", "launch a recipe with accelerate (ddp, zero2, zero3, fsdp)"),
     "demo": ("llmkit.demo:main", "run the whole pipeline on the embedded tiny default (CPU, minutes)"),
     "mine": ("llmkit.embed.cli:mine_main", "mine hard negatives + teacher scores for an embed recipe (one process, cached)"),
-    "eval": ("llmkit.evals.cli:main", "evaluate a checkpoint on a TOFU or MUSE suite (eval/*.yaml)"),
+    "eval": ("llmkit.evals.cli:main", "evaluate a checkpoint on a TOFU, MUSE or MTEB suite (eval/*.yaml)"),
     "fit": ("llmkit.scaling.cli:fit_main", "fit a loss-curve law to training logs"),
     "predict": ("llmkit.scaling.cli:predict_main", "predict the loss curve of a fitted law under any LR schedule"),
     "report": ("llmkit.report:main", "compare run directories (config, eval summaries, fits) in one markdown table"),
