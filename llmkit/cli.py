@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 # command -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS = {
@@ -39,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(name, COMMANDS, n=1)
-        print(f"llmkit: error: unknown command {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""), file=sys.stderr)
+        print(f"llmkit: error: unknown command {name!r}{did_you_mean(name, COMMANDS)}", file=sys.stderr)
         print(_usage(), file=sys.stderr)
         return 2
     module_name, func_name = COMMANDS[name][0].split(":")

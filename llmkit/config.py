@@ -16,13 +16,12 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from importlib import metadata
 from pathlib import Path
 
 import yaml
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
 
 TRUE_STRINGS = {"true", "yes", "1", "on"}
@@ -164,9 +163,7 @@ def build_args(dataclass_types: tuple, recipe: dict, overrides: dict, recipe_pat
     for source, mapping in ((str(recipe_path), recipe), ("command line", overrides)):
         for key, value in mapping.items():
             if key not in known:
-                hint = get_close_matches(key, known, n=1)
-                suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-                raise LlmkitError(f"{source}: unknown key {key!r}{suggestion}")
+                raise LlmkitError(f"{source}: unknown key {key!r}{did_you_mean(key, known)}")
             tp = next(types_[key] for types_ in field_types if key in types_)
             values[key] = _coerce(value, tp, key, source)
     instances = []

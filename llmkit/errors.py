@@ -6,3 +6,11 @@ class LlmkitError(Exception):
 
     The message names the field and the file it came from, so one line is enough.
     """
+
+
+def did_you_mean(name, choices) -> str:
+    """'; did you mean 'x'?' for the closest of `choices` to `name`, or '' when none is close."""
+    from difflib import get_close_matches
+
+    hint = get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 ASSETS = Path(__file__).parent / "assets"
 SPECIAL_TOKENS = ["<|pad|>", "<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -91,10 +91,7 @@ def build_tiny(out_dir: str | Path, preset: str = "llama", seed: int = 0) -> Pat
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if preset not in PRESETS:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(preset, PRESETS, n=1)
-        raise LlmkitError(f"unknown tiny preset {preset!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise LlmkitError(f"unknown tiny preset {preset!r}{did_you_mean(preset, PRESETS)}")
     out_dir = Path(out_dir)
     tokenizer = build_tokenizer(bundled_texts())
     config = LlamaConfig(

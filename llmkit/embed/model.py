@@ -17,9 +17,7 @@ What llmkit adds:
 
 from __future__ import annotations
 
-from difflib import get_close_matches
-
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 
 def append_eos_after_truncation(tokenizer):
@@ -102,9 +100,8 @@ def embedding_lora(r: int = 32, alpha: int = 64, dropout: float = 0.1, target_mo
 
 def _choice(table: dict, name: str, field_name: str):
     if name not in table:
-        close = get_close_matches(name, table, n=1)
-        raise LlmkitError(f"{field_name}: unknown value {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                          + f" (choices: {', '.join(table)})")
+        raise LlmkitError(f"{field_name}: unknown value {name!r}{did_you_mean(name, table)}"
+                          f" (choices: {', '.join(table)})")
     return table[name]
 
 

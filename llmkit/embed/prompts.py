@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 TokenCounter = Callable[[str], int]
 
@@ -103,10 +103,7 @@ def load_example_file(path: str | Path) -> list[tuple[str, str]]:
 def task_prompt(tasks: dict[str, TaskPrompt], name: str, source: str) -> TaskPrompt:
     """tasks[name], or a one-line error naming the closest task."""
     if name not in tasks:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, tasks, n=1)
-        raise LlmkitError(f"{source}: task {name!r} has no prompt" + (f"; did you mean {close[0]!r}?" if close else ""))
+        raise LlmkitError(f"{source}: task {name!r} has no prompt{did_you_mean(name, tasks)}")
     return tasks[name]
 
 

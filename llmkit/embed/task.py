@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 
 from sentence_transformers import SentenceTransformerTrainingArguments
@@ -19,6 +18,7 @@ from transformers import TrainerCallback
 from llmkit.embed.losses import LOSSES
 from llmkit.embed.mining import MiningArgs
 from llmkit.embed.model import ATTENTION, POOLING
+from llmkit.errors import did_you_mean
 from llmkit.models import ModelArgs
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -50,9 +50,8 @@ class EmbedArgs:
         for name, table in (("pooling", POOLING), ("attention", ATTENTION), ("loss", LOSSES)):
             value = getattr(self, name)
             if value not in table:
-                hint = get_close_matches(value, table, n=1)
-                raise ValueError(f"{name}: unknown value {value!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
-                                 + f" (choices: {', '.join(table)})")
+                raise ValueError(f"{name}: unknown value {value!r}{did_you_mean(value, table)}"
+                                 f" (choices: {', '.join(table)})")
         if not self.task_prompts:
             raise ValueError("task_prompts: missing (the JSON file of task instructions)")
         if self.temperature <= 0 or self.teacher_temperature <= 0:

@@ -14,10 +14,9 @@ import hashlib
 import json
 import sys
 import time
-from difflib import get_close_matches
 from pathlib import Path
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
 
 
@@ -30,9 +29,8 @@ def resolve_suite(name: str) -> Path:
     if candidate.is_file():
         return candidate
     known = sorted(p.stem for p in Path("eval").glob("*.yaml"))
-    hint = get_close_matches(path.stem, known, n=1)
     raise LlmkitError(f"suite {name!r} not found (no such file, nor eval/{path.stem}.yaml)"
-                      + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                      f"{did_you_mean(path.stem, known)}")
 
 
 def load_model(path: str):
@@ -92,9 +90,8 @@ def main(argv: list[str]) -> int:
     suite = load_recipe(suite_path)
     benchmark = suite.get("benchmark")
     if benchmark not in SUITES:
-        hint = get_close_matches(str(benchmark), SUITES, n=1)
         raise LlmkitError(f"{suite_path}: benchmark {benchmark!r} is not one of {sorted(SUITES)}"
-                          + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                          f"{did_you_mean(benchmark, SUITES)}")
     model_path = check_model_path(args.model, "--model")
     out_dir = Path(args.out or (model_path if Path(model_path).is_dir() else ".")) / "eval"
     if benchmark in EMBEDDING_SUITES:  # an embedder: loaded, cached and written by its own runner

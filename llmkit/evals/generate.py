@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 
 def token_budgets(prompt_ids: Sequence[Sequence[int]], max_new_tokens: int | None, max_length: int | None) -> list[int]:
@@ -146,7 +146,4 @@ def get_backend(name: str, *, model=None, tokenizer, model_path: str | None = No
         # model was loaded in, or the two backends give different greedy text
         dtype = str(model.dtype).removeprefix("torch.") if model is not None else "auto"
         return VLLMGenerator(model_path, tokenizer, dtype=dtype)
-    from difflib import get_close_matches
-
-    hint = get_close_matches(name, ["auto", "hf", "vllm"], n=1)
-    raise LlmkitError(f"unknown generation backend {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    raise LlmkitError(f"unknown generation backend {name!r}{did_you_mean(name, ['auto', 'hf', 'vllm'])}")

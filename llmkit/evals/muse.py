@@ -13,13 +13,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from difflib import get_close_matches
-
 import numpy as np
 from rouge_score import rouge_scorer
 from sklearn.metrics import auc, roc_curve
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")  # metrics/knowmem.py
 VERBMEM_TOKENS = 128
@@ -103,8 +101,7 @@ class MuseSuiteArgs:
         names = [m.strip() for m in self.metrics.split(",") if m.strip()]
         for name in names:
             if name not in METRICS:
-                hint = get_close_matches(name, METRICS, n=1)
-                raise ValueError(f"unknown MUSE metric {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                raise ValueError(f"unknown MUSE metric {name!r}{did_you_mean(name, METRICS)}")
         return names
 
 

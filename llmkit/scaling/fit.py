@@ -12,14 +12,13 @@ import json
 import math
 import warnings as pywarnings
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize, nnls
 from scipy.stats import norm
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
 from llmkit.scaling.laws import LAWS, warmup_end
 
@@ -107,8 +106,7 @@ class Fit:
 def law_name(name: str) -> str:
     """Validated law name (did-you-mean on a typo)."""
     if name not in LAWS:
-        hint = get_close_matches(name, LAWS, n=1)
-        raise LlmkitError(f"unknown law {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f"; choose from {sorted(LAWS)}"))
+        raise LlmkitError(f"unknown law {name!r}" + (did_you_mean(name, LAWS) or f"; choose from {sorted(LAWS)}"))
     return name
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 # Canonical field -> accepted key names, in priority order (first present wins).
 ALIASES = {
@@ -294,10 +294,7 @@ def read_log(path: str | Path, fmt: str | None = None, columns: dict | None = No
         path = _find_in_dir(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
-        from difflib import get_close_matches
-
-        hint = get_close_matches(fmt, FORMATS, n=1)
-        raise LlmkitError(f"{path}: unknown log format {fmt!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise LlmkitError(f"{path}: unknown log format {fmt!r}{did_you_mean(fmt, FORMATS)}")
     notes: list[str] = []
     records = list(FORMATS[fmt](path, notes))
     return collect(records, str(path), columns, notes)

@@ -9,12 +9,11 @@ share of `steps`; larger values are step counts.
 from __future__ import annotations
 
 import csv
-from difflib import get_close_matches
 from pathlib import Path
 
 import numpy as np
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 
 def _warmup_then(peak: float, steps: int, warmup: int, after) -> np.ndarray:
@@ -55,8 +54,7 @@ COOLDOWN_SHAPES = {
 def wsd(peak, steps, warmup=0, cooldown=0.2, shape="linear", min=0.0):
     """Warmup-stable-decay: peak until the cooldown starts, then `shape` down to `min` at `steps`."""
     if shape not in COOLDOWN_SHAPES:
-        hint = get_close_matches(str(shape), COOLDOWN_SHAPES, n=1)
-        raise LlmkitError(f"wsd schedule: unknown shape {shape!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise LlmkitError(f"wsd schedule: unknown shape {shape!r}{did_you_mean(shape, COOLDOWN_SHAPES)}")
     if shape == "geometric" and min <= 0:
         raise LlmkitError("wsd schedule: shape=geometric needs min > 0")
     length = int(round(cooldown * steps)) if cooldown < 1 else int(cooldown)
@@ -93,8 +91,7 @@ def parse_schedule(spec: str) -> np.ndarray:
     name, _, rest = spec.partition(":")
     name = name.strip()
     if name not in SCHEDULES:
-        hint = get_close_matches(name, SCHEDULES, n=1)
-        raise LlmkitError(f"schedule spec {spec!r}: unknown schedule {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+        raise LlmkitError(f"schedule spec {spec!r}: unknown schedule {name!r}{did_you_mean(name, SCHEDULES)}")
     kwargs = {}
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, text = item.partition("=")
@@ -105,8 +102,7 @@ def parse_schedule(spec: str) -> np.ndarray:
     allowed = fn.__code__.co_varnames[: fn.__code__.co_argcount]
     for key in kwargs:
         if key not in allowed:
-            hint = get_close_matches(key, allowed, n=1)
-            raise LlmkitError(f"schedule spec {spec!r}: unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            raise LlmkitError(f"schedule spec {spec!r}: unknown key {key!r}{did_you_mean(key, allowed)}")
     for key in ("peak", "steps"):
         if key not in kwargs:
             raise LlmkitError(f"schedule spec {spec!r}: missing {key}=")
