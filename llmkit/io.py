@@ -36,3 +36,16 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
     if not isinstance(obj, dict):
         raise LlmkitError(f"{label} is not a JSON object")
     return obj
+
+
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Write a matplotlib figure to `path` atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)  # keeps the suffix, which picks the image format
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sentence_transformers import SentenceTransformerTrainer
 from sentence_transformers.sampler import ProportionalBatchSampler
+from sentence_transformers.util import get_world_size
 from torch.utils.data import SubsetRandomSampler
 
 from llmkit.embed.losses import build_loss
@@ -70,9 +71,7 @@ class RankAlignedProportionalBatchSampler(ProportionalBatchSampler):
     """
 
     def __iter__(self):
-        import torch.distributed as dist
-
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        world = get_world_size()
         if world == 1:
             yield from super().__iter__()
             return
@@ -87,9 +86,7 @@ class RankAlignedProportionalBatchSampler(ProportionalBatchSampler):
                 yield [index + offsets[task] for index in next(iterators[task])]
 
     def __len__(self) -> int:
-        import torch.distributed as dist
-
-        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        world = get_world_size()
         return sum(len(sampler) // world * world for sampler in self.batch_samplers)
 
 

@@ -125,19 +125,10 @@ def tradeoff_figure(checkpoints, target: dict | None = None, retain: dict | None
 
 def save_tradeoff_plot(checkpoints, path: str | Path, target: dict | None = None, retain: dict | None = None,
                        title: str | None = None) -> Path:
-    """Write the trade-off figure to a PNG (via a temporary file, then os.replace)."""
-    import os
+    """Write the trade-off figure to a PNG, atomically."""
+    from llmkit.io import save_figure
 
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = tradeoff_figure(checkpoints, target, retain, title)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(tradeoff_figure(checkpoints, target, retain, title), path, dpi=120)
 
 
 def run_trajectory(run_dir: str | Path, suite: str, method: str | None = None) -> list[Checkpoint]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from llmkit.io import save_figure
 
 
 def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: int | None = None) -> None:
@@ -51,8 +52,4 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     ax_lr.set_ylabel("LR/peak (-), S1 (:), S2 (--)\nscaled to max 1")
     ax_lr.set_xlabel("step")
     fig.tight_layout()
-    out_png = Path(out_png)
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    save_figure(fig, out_png, dpi=110)
