@@ -69,7 +69,8 @@ def test_jacobians_match_finite_differences(name):
     lr = parse_schedule("wsd:peak=1,steps=400,warmup=30,cooldown=0.3,shape=linear,min=0.1")
     feats = law.features(lr, **law.defaults)
     steps = np.arange(40, 401, 20)
-    theta = {"annealing": [2.0, 3.0, 0.002, 0.5], "power": [2.0, 3.0, 0.5], "multi_power": [2.0, 3.0, 0.4, 0.8, 0.3, 0.6, 0.5]}[name]
+    theta = {"annealing": [2.0, 3.0, 0.002, 0.5], "annealing_2scale": [2.0, 3.0, 0.002, 0.01, 0.5], "power": [2.0, 3.0, 0.5],
+             "multi_power": [2.0, 3.0, 0.4, 0.8, 0.3, 0.6, 0.5]}[name]
     theta = np.array(theta, dtype=np.float64)
     _, jac = law.predict(theta, feats, steps)
     for j in range(len(theta)):
@@ -108,11 +109,38 @@ def test_parameter_recovery_and_determinism():
     assert not any("not identified" in w for w in got.warnings)
 
 
+def test_two_scale_law_matches_direct_loops():
+    lr = parse_schedule("twostage:peak=1,steps=3000,warmup=200,switch=1200,second=0.3")
+    theta = np.array([2.0, 3.0, 2e-4, 1e-3, 0.5])  # L0, A, C, C_fast, alpha
+    steps = np.arange(10, 3001, 10)
+    got = LAWS["annealing_2scale"].predict(theta, LAWS["annealing_2scale"].features(lr), steps)[0]
+    area, slow = _loop_s1_s2(lr, 0.999)  # the default warmup is the actual LR, so no as_peak_warmup here
+    fast = _loop_s1_s2(lr, 0.99)[1]
+    want = 2.0 + 3.0 * area[steps] ** -0.5 - 2e-4 * slow[steps] - 1e-3 * fast[steps]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_two_scale_parameter_recovery():
+    truth = np.array([2.5, 30.0, 2e-5, 2e-4, 0.5])  # L0, A, C, C_fast, alpha
+    law, curves = LAWS["annealing_2scale"], []
+    for seed, spec in enumerate(["cosine:peak=3e-4,steps=20000,warmup=500,min=0", "constant:peak=3e-4,steps=20000,warmup=500",
+                                 "twostage:peak=3e-4,steps=16000,warmup=500,switch=8000,second=9e-5"]):
+        lr = parse_schedule(spec)
+        steps = np.arange(100, len(lr), 100)
+        clean = law.predict(truth, law.features(lr / lr.max(), **law.defaults), steps)[0]
+        curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
+    got = fit(curves, "annealing_2scale", n_boot=0).params()
+    assert got["L0"] == pytest.approx(truth[0], rel=0.02)
+    assert got["C"] == pytest.approx(truth[2], rel=0.1)
+    assert got["C_fast"] == pytest.approx(truth[3], rel=0.2)
+    assert got["alpha"] == pytest.approx(truth[4], abs=0.05)
+
+
 def test_identifiability_warnings_for_one_constant_curve():
     curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "constant:peak=3e-4,steps=5000,warmup=100", 50, 0.002, 2)
     got = fit([curve], "annealing", n_boot=0)
     assert any("one curve" in w for w in got.warnings)
-    assert any("C (annealing gain) not identified" in w for w in got.warnings)
+    assert any("C (annealing terms) not identified" in w for w in got.warnings)
 
 
 @pytest.mark.skipif(not (DATA / "tissue2024_example").is_dir(), reason="shared scaling data not present")
@@ -179,6 +207,8 @@ def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):
     assert "differs from the fitted" in capsys.readouterr().err
     with pytest.raises(LlmkitError, match="no such file"):
         predict_main([str(tmp_path / "nofit"), "--schedule", "constant:peak=1,steps=10"])
+    with pytest.raises(LlmkitError, match="--lam-fast: not used by --law annealing"):
+        fit_main([str(tmp_path / "run.csv"), "--lam-fast", "0.98"])
 
 
 def test_compare_schedules_ranks_by_final_loss():

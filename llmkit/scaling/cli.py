@@ -39,17 +39,21 @@ def fit_main(argv: list[str]) -> int:
     p.add_argument("--holdout-after", type=int, default=None, metavar="STEP", help="fit steps <= STEP only; report errors on the rest")
     p.add_argument("--out", default="fit", metavar="DIR")
     p.add_argument("--min-step", type=int, default=None, help="ignore earlier points (default: the end of warmup)")
-    p.add_argument("--lam", type=float, default=None, help="annealing law: momentum lambda of S2 (default 0.999)")
-    p.add_argument("--warmup", choices=["as_peak", "actual"], default=None, help="annealing law: warmup LR handling (default as_peak, the paper's)")
+    p.add_argument("--lam", type=float, default=None, help="annealing laws: momentum lambda of S2 (default 0.999)")
+    p.add_argument("--lam-fast", type=float, default=None, help="annealing_2scale: the fast momentum lambda (default 0.99)")
+    p.add_argument("--warmup", choices=["as_peak", "actual"], default=None,
+                   help="annealing laws: warmup LR handling (default: as_peak, the paper's, for annealing; actual for annealing_2scale)")
     p.add_argument("--target", choices=["auto", "loss", "eval_loss"], default="auto", help="auto: eval loss when >= 10 points are logged")
     p.add_argument("--schedule", default=None, metavar="SPEC", help="LR schedule spec, for logs without an LR column")
     p.add_argument("--format", default=None, help="force a log format (jsonl, json, csv, tensorboard, hf, megatron, nanogpt)")
     p.add_argument("--columns", default=None, help="column mapping, e.g. step=it,loss=train_loss,lr=learning_rate")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap refits for intervals (0: none)")
     args = p.parse_args(argv)
-    options = {k: v for k, v in {"lam": args.lam, "warmup": args.warmup}.items() if v is not None}
-    if options and args.law != "annealing":
-        raise LlmkitError(f"--lam/--warmup apply to --law annealing only, not {args.law!r}")
+    options = {k: v for k, v in {"lam": args.lam, "lam_fast": args.lam_fast, "warmup": args.warmup}.items() if v is not None}
+    unused = sorted(set(options) - set(LAWS[args.law].defaults))
+    if unused:
+        flags = "/".join("--" + k.replace("_", "-") for k in unused)
+        raise LlmkitError(f"{flags}: not used by --law {args.law}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit_run(args.logs, law=args.law, holdout_after=args.holdout_after, out_dir=args.out, options=options,

@@ -212,7 +212,7 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
     if law.uses_lr:
         annealed = [c.name for c, (_, steps, _) in zip(curves, data) if len(steps) and c.lr[steps].min() < 0.9 * peak]
         if not annealed:
-            what = "C (annealing gain)" if law.name == "annealing" else "B, C, beta, gamma (annealing terms)"
+            what = ", ".join(p for p in law.params if p not in ("L0", "A", "alpha")) + " (annealing terms)"
             notes.append(f"no curve anneals (LR < 90% of peak) inside the fitted steps: {what} not identified; predictions for decaying schedules are unreliable")
     n = sum(len(s) for _, s, _ in data)
     if n < 3 * len(theta):

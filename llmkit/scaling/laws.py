@@ -83,6 +83,26 @@ def _annealing_design(alpha, feats, steps):
     return np.stack([np.ones_like(x1), x1**-alpha, -x2], axis=1), (0, 1, 2)
 
 
+# ---- two-scale annealing law (llmkit): S2 at a slow and a fast momentum --------------------------------------
+def _two_scale_features(lr: np.ndarray, lam: float = 0.999, lam_fast: float = 0.99, warmup: str = "actual") -> dict:
+    """The annealing features plus S2 at lam_fast: a mixture of two exponential responses to each LR drop."""
+    feats = _annealing_features(lr, lam, warmup)
+    return {**feats, "S2_fast": s2(feats["lr"], lam_fast)}
+
+
+def _two_scale_predict(theta, feats, steps):
+    """L = L0 + A*S1^-alpha - C*S2(lam) - C_fast*S2(lam_fast)."""
+    L0, A, C, C_fast, alpha = theta
+    pred, jac = _annealing_predict((L0, A, C, alpha), feats, steps)
+    x_fast = feats["S2_fast"][steps]
+    return pred - C_fast * x_fast, np.insert(jac, 3, -x_fast, axis=1)
+
+
+def _two_scale_design(alpha, feats, steps):
+    X, _ = _annealing_design(alpha, feats, steps)
+    return np.column_stack([X, -feats["S2_fast"][steps]]), (0, 1, 2, 3)
+
+
 # ---- plain power law in steps: the LR-blind baseline -----------------------------------------------------------
 def _power_features(lr: np.ndarray) -> dict:
     return {"t": np.maximum(np.arange(len(lr), dtype=np.float64), 1.0)}
@@ -184,6 +204,18 @@ LAWS = {
         predict=_annealing_predict,
         linear_design=_annealing_design,
         defaults={"lam": 0.999, "warmup": "as_peak"},
+    ),
+    # One momentum (lam = 0.999) realises an LR drop's gain over ~1000 steps; on step decays the loss falls faster
+    # at first and keeps falling longer (the single-lam fit's residuals spike right after the drop). A second,
+    # fast momentum lets the fit mix both responses; C and C_fast stay linear, so variable projection still seeds it.
+    "annealing_2scale": Law(
+        name="annealing_2scale",
+        params=("L0", "A", "C", "C_fast", "alpha"),
+        bounds=((0.0, INF), (0.0, INF), (0.0, INF), (0.0, INF), (0.0, 3.0)),
+        features=_two_scale_features,
+        predict=_two_scale_predict,
+        linear_design=_two_scale_design,
+        defaults={"lam": 0.999, "lam_fast": 0.99, "warmup": "actual"},
     ),
     "multi_power": Law(
         name="multi_power",

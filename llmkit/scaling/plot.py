@@ -32,7 +32,7 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
         ax_res.plot(c.step[ok], 100 * (c.loss[ok] / mid[at[ok]] - 1), ".", ms=3, color=color)
         lr = c.lr / fitted.lr_peak
         ax_lr.plot(np.arange(len(lr)), lr, "-", color=color, lw=1)
-        if fitted.law == "annealing":
+        if fitted.law.startswith("annealing"):  # S2 at the (slow) lam
             warm = as_peak_warmup(lr) if fitted.options.get("warmup") == "as_peak" else lr
             a1, a2 = s1(warm), s2(warm, lam)
             ax_lr.plot(np.arange(len(lr)), a1 / max(a1.max(), 1e-12), ":", color=color, lw=1)

@@ -39,6 +39,7 @@ SETTINGS = {
     "annealing/as_peak (official)": ("annealing", {"warmup": "as_peak"}),
     "annealing/actual": ("annealing", {"warmup": "actual"}),
     "annealing/actual lam=0.995": ("annealing", {"warmup": "actual", "lam": 0.995}),
+    "annealing_2scale": ("annealing_2scale", {}),
     "multi_power": ("multi_power", {}),
     "power (LR-blind)": ("power", {}),
 }
