@@ -14,3 +14,10 @@ def did_you_mean(name, choices) -> str:
 
     hint = get_close_matches(str(name), list(choices), n=1)
     return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
+def choice(field: str, value, choices: dict, error: type[Exception] = LlmkitError):
+    """`choices[value]`, or `error` naming the field, the closest choice and all of them."""
+    if value not in choices:
+        raise error(f"{field}: unknown value {value!r}{did_you_mean(value, choices)} (choices: {', '.join(choices)})")
+    return choices[value]

@@ -101,14 +101,14 @@ def fit_cell(run_dir: Path) -> str | None:
         raise LlmkitError(f"{path}: missing or malformed field {err}") from None
 
 
-def cell(value) -> str:
-    """A markdown cell: '–' for missing, yes/no for flags, 4 significant digits for numbers, '|' escaped."""
+def cell(value, spec: str = ".4g") -> str:
+    """A markdown cell: '–' for missing, yes/no for flags, floats as `spec` (default .4g), '|' escaped."""
     if value is None or value == "":
         return DASH
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return format(value, spec)
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 

@@ -36,6 +36,8 @@ PRESETS = {
     "llama-vllm": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2),
 }
 VOCAB_SIZE = 2048
+# What a usable build holds; a cached directory that lacks one of them is rebuilt, not trusted.
+BUILT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 BUILD_VERSION = 1  # bump when the build recipe changes, so caches rebuild
 
 
@@ -106,9 +108,19 @@ def build_tiny(out_dir: str | Path, preset: str = "llama", seed: int = 0) -> Pat
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    # Under torch.distributed, save_pretrained writes nothing on ranks other than 0 (the tokenizer would be saved
+    # alone), but the rank that builds the shared cache is whichever takes the lock first.
+    model.should_save_on_this_rank = lambda is_main_process: is_main_process
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    if not is_built(out_dir):
+        raise LlmkitError(f"tiny model build: {out_dir} lacks one of {', '.join(BUILT_FILES)} after saving")
     return out_dir
+
+
+def is_built(path: str | Path) -> bool:
+    """True when `path` holds a whole tiny model: config, weights and tokenizer."""
+    return all((Path(path) / name).is_file() for name in BUILT_FILES)
 
 
 def cache_dir() -> Path:
@@ -128,7 +140,9 @@ def resolve_model_path(name_or_path: str) -> str:
     target = cache_dir() / "tiny" / f"{preset}-v{BUILD_VERSION}-{digest}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
-        if not target.exists():
+        if not is_built(target):
+            # e.g. the tokenizer-only directory that a build on a torch.distributed rank != 0 used to leave
+            shutil.rmtree(target, ignore_errors=True)
             # Built aside and renamed into place, so no process ever sees a half-written model directory.
             staging = target.with_name(target.name + f".building-{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)

@@ -86,3 +86,7 @@ def test_lora_trains_only_adapters_and_merged_save_reloads(tmp_path):
 def test_unknown_switch_suggests():
     with pytest.raises(LlmkitError, match="did you mean 'bidirectional'"):
         build_embedder("tiny:llama-xs", attention="bidirectinal")
+    # the whole line, as the recipe check in llmkit.embed.task words it too
+    with pytest.raises(LlmkitError) as err:
+        build_embedder("tiny:llama-xs", pooling="meen")
+    assert str(err.value) == "pooling: unknown value 'meen'; did you mean 'mean'? (choices: eos, mean)"

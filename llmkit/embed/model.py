@@ -17,7 +17,7 @@ What llmkit adds:
 
 from __future__ import annotations
 
-from llmkit.errors import LlmkitError, did_you_mean
+from llmkit.errors import LlmkitError, choice
 
 
 def append_eos_after_truncation(tokenizer):
@@ -51,8 +51,8 @@ def build_embedder(model_name_or_path: str, *, pooling: str = "eos", attention: 
 
     from llmkit.models import check_model_path
 
-    mode = _choice(POOLING, pooling, "pooling")
-    config_kwargs = _choice(ATTENTION, attention, "attention")
+    mode = choice("pooling", pooling, POOLING)
+    config_kwargs = choice("attention", attention, ATTENTION)
     model_kwargs = {} if dtype in (None, "auto") else {"dtype": getattr(torch, dtype)}
     backbone = Transformer(check_model_path(model_name_or_path), max_seq_length=max_seq_length, model_kwargs=model_kwargs,
                            modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
@@ -96,13 +96,6 @@ def embedding_lora(r: int = 32, alpha: int = 64, dropout: float = 0.1, target_mo
 
     return LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, r=r, lora_alpha=alpha, lora_dropout=dropout,
                       target_modules=target_modules)
-
-
-def _choice(table: dict, name: str, field_name: str):
-    if name not in table:
-        raise LlmkitError(f"{field_name}: unknown value {name!r}{did_you_mean(name, table)}"
-                          f" (choices: {', '.join(table)})")
-    return table[name]
 
 
 # recipe value -> sentence-transformers Pooling mode

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 from llmkit.embed.losses import LOSSES
 from llmkit.embed.mining import MiningArgs
 from llmkit.embed.model import ATTENTION, POOLING
-from llmkit.errors import did_you_mean
+from llmkit.errors import choice
 from llmkit.models import ModelArgs
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +48,7 @@ class EmbedArgs:
     def __post_init__(self):
         # ValueError: the recipe loader reports it with the recipe's file name
         for name, table in (("pooling", POOLING), ("attention", ATTENTION), ("loss", LOSSES)):
-            value = getattr(self, name)
-            if value not in table:
-                raise ValueError(f"{name}: unknown value {value!r}{did_you_mean(value, table)}"
-                                 f" (choices: {', '.join(table)})")
+            choice(name, getattr(self, name), table, error=ValueError)
         if not self.task_prompts:
             raise ValueError("task_prompts: missing (the JSON file of task instructions)")
         if self.temperature <= 0 or self.teacher_temperature <= 0:

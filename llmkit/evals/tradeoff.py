@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-DASH = "–"
 FQ_FLOOR = 1e-300  # a KS p-value that underflowed to 0 still needs a place on the log axis
 
 
@@ -30,18 +29,7 @@ def _as_checkpoints(rows) -> list[Checkpoint]:
     return [row if isinstance(row, Checkpoint) else Checkpoint(*row) for row in rows]
 
 
-def fmt(value, spec: str = ".3g") -> str:
-    """A table cell: '–' for a missing value, yes/no for a flag, else the number formatted."""
-    if value is None:
-        return DASH
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, (int, float)):
-        return format(value, spec)
-    return str(value)
-
-
-TABLE_COLUMNS = (  # header, summary key, number format
+TABLE_COLUMNS = (  # header, summary key, float format
     ("forget quality", "forget_quality", ".3g"),
     ("model utility", "model_utility", ".3f"),
     ("forget ROUGE", "forget_Q_A_ROUGE", ".3f"),
@@ -52,11 +40,13 @@ TABLE_COLUMNS = (  # header, summary key, number format
 
 def tradeoff_table(rows: Sequence[tuple[str, dict | None]]) -> str:
     """Markdown table of (model name, TOFU summary or None): FQ, MU, forget/retain ROUGE-L recall, collapsed."""
+    from llmkit.report import cell
+
     lines = ["| model | " + " | ".join(h for h, _, _ in TABLE_COLUMNS) + " |",
              "|---|" + "---:|" * len(TABLE_COLUMNS)]
     for name, summary in rows:
         summary = summary or {}
-        lines.append(f"| {name} | " + " | ".join(fmt(summary.get(key), spec) for _, key, spec in TABLE_COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(summary.get(key), spec) for _, key, spec in TABLE_COLUMNS) + " |")
     return "\n".join(lines)
 
 
