@@ -83,7 +83,8 @@ def main() -> None:
     ms = {kd: 1000 * float(np.median(t)) for kd, t in times.items()}
     tokens = sum(int(f["attention_mask"].sum()) for f in features)
     peak_cuda = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None
-    print(f"{args.model} ({args.dtype}, {args.device}), LoRA r {args.lora_r or 'none'}, batch {args.batch} x (1 query + 1 positive + {args.negatives} "
+    print(f"{args.model} ({args.dtype}, {args.device}), LoRA r {args.lora_r or 'none'}, "
+          f"batch {args.batch} x (1 query + 1 positive + {args.negatives} "
           f"negatives), {tokens} tokens/step, median of {args.steps} steps")
     print("| kd_weight | ms/step |\n|---|---|")
     for kd, value in ms.items():
