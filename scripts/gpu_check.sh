@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# One short GPU check: bf16 fine-tune of the tiny model (tokens/s, peak memory), HF generation throughput,
-# and a TOFU eval of the result. The lent GPU machine has torch/transformers/accelerate/peft but no trl, datasets
-# or rouge-score and no network, so the wheels travel with the repo:
+# One short GPU check: bf16 fine-tune of the tiny models (tokens/s, peak memory), FLAT unlearning of the result,
+# the FLAT/SFT step benchmark, an embedding (LG-ANNA-style InfoNCE + KL, LoRA) training step, HF generation
+# throughput (new tokens/s) and a TOFU eval of the fine-tuned model. The lent GPU machine has torch/transformers/
+# accelerate/peft and a sentence-transformers of unknown version, but no trl, datasets or rouge-score and no network,
+# so the wheels travel with the repo (sentence-transformers too, pinned to the 6.x API that llmkit.embed uses):
 #   here:  scripts/gpu_check.sh fetch        (downloads the pure-Python wheels into .whl/, git-ignored)
 #   there: scripts/gpu_check.sh [STEPS]      (installs them with --no-index --target, then runs the checks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(trl==1.16.0 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 nltk==3.10.4 defusedxml==0.7.1
-        fsspec==2026.9.0 pyarrow==26.0.1)
+        fsspec==2026.9.0 pyarrow==26.0.1 sentence-transformers==6.2.0)
 if [ "${1:-}" = "fetch" ]; then
   PY=${PYTHON:-.venv/bin/python}
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -59,6 +61,11 @@ print(json.dumps({"check": "bf16_flat_unlearn", "steps": rows[-1]["step"],
 PY
 # FLAT step vs SFT step on the same forget batch, bf16 on the GPU (the issue's ratio target: <= 2.0).
 python3 scripts/bench/unlearn_step.py --model tiny:llama --device cuda --dtype bfloat16 --steps 50 --out "$OUT/bench_unlearn.json"
+# Embedding training step (bf16 backbone, LoRA r 16, batch 16 x 5 texts): ms/step with and without the KL term.
+python3 scripts/bench/embed_train_step.py --model tiny:llama --device cuda --dtype bfloat16 --steps 50 --out "$OUT/bench_embed.json"
+# Greedy HF generation (llmkit's HFGenerator) over the TOFU-mini eval prompts on the fine-tuned model: new tokens/s.
+python3 scripts/bench/eval_speed.py --model "$OUT/llama/tofu_mini_full/final" --generate_only --batch_size 32 \
+  --max_new_tokens 200 --out "$OUT/bench_generate.json"
 # Generation + scoring through the eval suite on the fine-tuned model (HF generate; vLLM is not on that machine).
 START=$(date +%s.%N)
 python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" --dataset tofu-mini --out "$OUT/eval" --force

@@ -9,10 +9,12 @@ forget/retain, the answer itself on real authors / world facts) and the k pertur
     texts scored again).
   - per-item: one forward per text (batch size 1), a plain loop.
 All three tokenise with the same `encode_pair`, so their per-token log-probs must agree; the script checks that.
-Generation (ROUGE) is the same greedy call in every evaluator and is timed once, to give the full-suite wall time.
+Generation (ROUGE) is the same greedy call in every evaluator and is timed once, to give the full-suite wall time
+and the throughput in new tokens/s. `--generate_only` skips the scoring comparison and prints that figure as one
+JSON line (the GPU check: the model goes on the GPU when there is one).
 
     OMP_NUM_THREADS=1 python scripts/bench/eval_speed.py [--model tiny:llama] [--forget_split forget10]
-        [--batch_size 16] [--max_new_tokens 200] [--repeat 2] [--out results.json]
+        [--batch_size 16] [--max_new_tokens 200] [--repeat 2] [--generate_only] [--out results.json]
 """
 
 from __future__ import annotations
@@ -54,6 +56,20 @@ def text_groups(rows, prompts, base_key: str, answer_key: str) -> dict[str, list
             "perturbed": [(p, t) for p, r in zip(prompts, rows) for t in r["perturbed_answer"]]}
 
 
+def time_generation(generator, tokenizer, groups, max_new_tokens: int) -> dict:
+    """Greedy generation over every split's prompts after one warm-up batch: seconds and new tokens/s."""
+    warm = next(iter(groups.values()))[0][:generator.batch_size]
+    generator(warm, max_new_tokens=8, add_special_tokens=False, desc="warm-up")  # CUDA context, kernels, caches
+    start = time.perf_counter()
+    texts = [t for name, (prompts, _) in groups.items()
+             for t in generator(prompts, max_new_tokens=max_new_tokens, add_special_tokens=False,
+                                desc=f"{name}: generating")]
+    seconds = time.perf_counter() - start
+    # new tokens = the kept text re-encoded, + the EOS that ended a row early; pad steps of finished rows not counted
+    tokens = sum(min(len(tokenizer(t, add_special_tokens=False)["input_ids"]) + 1, max_new_tokens) for t in texts)
+    return {"prompts": len(texts), "new_tokens": tokens, "seconds": seconds, "new_tokens_per_s": tokens / seconds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny:llama")
@@ -61,6 +77,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--max_new_tokens", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=2, help="timed repeats; the minimum is reported")
+    parser.add_argument("--generate_only", action="store_true", help="only time generation; print one JSON line")
     parser.add_argument("--out", help="also write the figures as JSON")
     args = parser.parse_args()
 
@@ -78,6 +95,19 @@ def main() -> None:
     for name, rows in splits.items():
         prompts = [prompt_text(tokenizer, r[qa.question_key], qa) for r in rows]
         groups[name] = (prompts, text_groups(rows, prompts, SPLITS[name][1], qa.answer_key))
+
+    generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
+    if args.generate_only:
+        generation = time_generation(generator, tokenizer, groups, args.max_new_tokens)
+        line = {"check": "hf_generate_throughput", "model": args.model, "device": str(model.device),
+                "dtype": str(model.dtype).removeprefix("torch."), "batch_size": args.batch_size,
+                "max_new_tokens": args.max_new_tokens, **generation}
+        print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in line.items()}))
+        if args.out:
+            from llmkit.io import write_json
+
+            write_json(args.out, line)
+        return
 
     calls = {"n": 0}
     model.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
@@ -110,17 +140,15 @@ def main() -> None:
         diff = max(float(np.max(np.abs(a - b))) for name in reference for a, b in zip(reference[name], results[label][name], strict=True))
         figures[label]["max_abs_logprob_diff_vs_llmkit"] = diff
 
-    generator = HFGenerator(model, tokenizer, batch_size=args.batch_size)
-    start = time.perf_counter()
-    for name, (prompts, _) in groups.items():
-        generator(prompts, max_new_tokens=args.max_new_tokens, add_special_tokens=False, desc=f"{name}: generating")
-    generation = time.perf_counter() - start
+    timed = time_generation(generator, tokenizer, groups, args.max_new_tokens)
+    generation = timed["seconds"]
 
     n_texts = {name: sum(len(v) for v in g.values()) for name, (_, g) in groups.items()}
     print(f"model {args.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M params), tofu-mini "
           f"{args.forget_split}: {n_texts} scored texts per split, batch {args.batch_size}, torch threads "
           f"{torch.get_num_threads()}, best of {args.repeat}")
-    print(f"generation (shared by all evaluators, {args.max_new_tokens} new tokens): {generation:.2f} s")
+    print(f"generation (shared by all evaluators, {args.max_new_tokens} new tokens): {generation:.2f} s, "
+          f"{timed['new_tokens_per_s']:.0f} new tokens/s")
     base = figures["llmkit one pass"]
     print("| evaluator | scoring s | forward passes | scoring ratio | full suite s | full-suite ratio | max |dlogp| |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -132,7 +160,8 @@ def main() -> None:
     if args.out:
         from llmkit.io import write_json
 
-        write_json(args.out, {"args": vars(args), "n_texts": n_texts, "generation_seconds": generation, **figures})
+        write_json(args.out, {"args": vars(args), "n_texts": n_texts, "generation_seconds": generation,
+                              "generation_new_tokens_per_s": timed["new_tokens_per_s"], **figures})
 
 
 if __name__ == "__main__":
