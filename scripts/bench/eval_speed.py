@@ -42,7 +42,7 @@ def plain_logprobs(model, tokenizer, pairs, batch_size: int) -> list[np.ndarray]
         for row, (ids, _) in enumerate(encoded):
             input_ids[row, :len(ids)] = torch.tensor(ids)
             mask[row, :len(ids)] = 1
-        logp = model(input_ids=input_ids, attention_mask=mask).logits.float().log_softmax(-1)  # [B, T, V]
+        logp = model(input_ids=input_ids.to(model.device), attention_mask=mask.to(model.device)).logits.float().log_softmax(-1).cpu()  # [B, T, V]
         for row, (ids, start) in enumerate(encoded):
             targets = input_ids[row, start:len(ids)]
             out.append(logp[row, start - 1:len(ids) - 1].gather(-1, targets[:, None])[:, 0].double().numpy())
