@@ -8,12 +8,13 @@ class LlmkitError(Exception):
     """
 
 
-def did_you_mean(name, choices) -> str:
-    """'; did you mean 'x'?' for the closest of `choices` to `name`, or '' when none is close."""
+def did_you_mean(name, choices, list_known: bool = False) -> str:
+    """'; did you mean 'x'?' for the closest of `choices` to `name` ('' when none is close), then '; known: ...' if asked."""
     from difflib import get_close_matches
 
     hint = get_close_matches(str(name), list(choices), n=1)
-    return f"; did you mean {hint[0]!r}?" if hint else ""
+    known = f"; known: {', '.join(sorted(choices))}" if list_known else ""
+    return (f"; did you mean {hint[0]!r}?" if hint else "") + known
 
 
 def choice(field: str, value, choices: dict, error: type[Exception] = LlmkitError):

@@ -79,7 +79,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("suite")
     parser.add_argument("--model", required=True, help="model or LoRA adapter directory, hub id, or tiny:<preset>")
     parser.add_argument("--reference", help="reference file from evaluating the retain/retrain model")
-    parser.add_argument("--out", help="results go to OUT/eval/ (default: the model directory, else .)")
+    parser.add_argument("--out", help="results go to OUT/eval/ (default: the model directory; . for tiny: models and hub ids)")
     parser.add_argument("--force", action="store_true", help="recompute even if a cached result matches")
     parser.add_argument("--backend", default="auto", help="generation: auto | hf | vllm")
     args, rest = parser.parse_known_args(argv)
@@ -93,7 +93,9 @@ def main(argv: list[str]) -> int:
         raise LlmkitError(f"{suite_path}: benchmark {benchmark!r} is not one of {sorted(SUITES)}"
                           f"{did_you_mean(benchmark, SUITES)}")
     model_path = check_model_path(args.model, "--model")
-    out_dir = Path(args.out or (model_path if Path(model_path).is_dir() else ".")) / "eval"
+    # a tiny: model lives in the shared build cache, which is no place for results
+    in_model_dir = Path(model_path).is_dir() and not args.model.startswith("tiny:")
+    out_dir = Path(args.out or (model_path if in_model_dir else ".")) / "eval"
     if benchmark in EMBEDDING_SUITES:  # an embedder: loaded, cached and written by its own runner
         return SUITES[benchmark](suite, overrides, str(suite_path), model_path, out_dir, args.force)
     result_path = out_dir / f"{suite_name}.json"

@@ -10,7 +10,6 @@ forget batch, precomputable once); hyperparameters go in as keywords. Every loss
 `(loss, parts)`: a scalar tensor and a dict of detached scalar tensors to log.
 """
 
-import difflib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -18,7 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 
 IGNORE_INDEX = -100
 # Upcasting one chunk at a time bounds the float32 copy to 128 MiB whatever the vocabulary and batch.
@@ -126,7 +125,7 @@ def flat(
     Reference: Wang et al., "LLM Unlearning via Loss Adjustment with only Forget Data", ICLR 2025, arXiv 2410.11143.
     """
     if divergence not in DIVERGENCES:
-        raise LlmkitError(f"divergence: unknown {divergence!r}{_did_you_mean(divergence, DIVERGENCES)}")
+        raise LlmkitError(f"divergence: unknown {divergence!r}{did_you_mean(divergence, DIVERGENCES, list_known=True)}")
     g, f_of_g = DIVERGENCES[divergence]
     if reduction == "paper":
         p_forget = _mean_token_prob(forget_logps, forget_mask, "forget")  # [B]
@@ -135,7 +134,7 @@ def flat(
         p_forget = _reference_prob(forget_logps, forget_mask, padded_length)  # scalar
         p_template = _reference_prob(template_logps, template_mask, padded_length)  # scalar
     else:
-        raise LlmkitError(f"reduction: unknown {reduction!r}{_did_you_mean(reduction, ('paper', 'reference'))}")
+        raise LlmkitError(f"reduction: unknown {reduction!r}{did_you_mean(reduction, ('paper', 'reference'), list_known=True)}")
     term_template = (-g(p_template)).mean()
     term_forget = f_of_g(p_forget).mean()
     parts = {"p_forget": p_forget.mean(), "p_template": p_template.mean(),
@@ -237,11 +236,6 @@ def idk_sft(template_logps, template_mask, *, retain_logps=None, retain_mask=Non
     return _with_retain(nll_template, {"nll_template": nll_template.detach()}, retain_logps, retain_mask, alpha)
 
 
-def _did_you_mean(name: str, known) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"{hint}; known: {', '.join(sorted(known))}"
-
 
 @dataclass(frozen=True)
 class LossSpec:
@@ -254,7 +248,7 @@ class LossSpec:
 def get_loss(name: str) -> LossSpec:
     """The LOSSES entry for `name`, or an LlmkitError that suggests the closest name."""
     if name not in LOSSES:
-        raise LlmkitError(f"loss: unknown {name!r}{_did_you_mean(name, LOSSES)}")
+        raise LlmkitError(f"loss: unknown {name!r}{did_you_mean(name, LOSSES, list_known=True)}")
     return LOSSES[name]
 
 
