@@ -211,6 +211,23 @@ def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):
         fit_main([str(tmp_path / "run.csv"), "--lam-fast", "0.98"])
 
 
+def test_cli_fit_takes_one_schedule_per_log(tmp_path):
+    specs = ["cosine:peak=3e-4,steps=3000,warmup=100,min=0", "constant:peak=3e-4,steps=3000,warmup=100"]
+    logs = []
+    for spec in specs:  # loss only, no LR column: the schedules must come from the command line
+        lr = parse_schedule(spec)
+        loss = LAWS["annealing"].predict(np.array([2.5, 30.0, 2e-4, 0.5]), LAWS["annealing"].features(lr / lr.max()), np.arange(3001))[0]
+        logs.append(tmp_path / f"{spec.split(':')[0]}.csv")
+        logs[-1].write_text("step,loss\n" + "".join(f"{s},{loss[s]:.6f}\n" for s in range(100, 3001, 50)))
+    args = [str(p) for p in logs] + ["--n-boot", "0"]
+    assert fit_main(args + ["--schedule", specs[0], "--schedule", specs[1], "--out", str(tmp_path / "right")]) == 0
+    assert fit_main(args + ["--schedule", specs[1], "--schedule", specs[0], "--out", str(tmp_path / "swapped")]) == 0
+    r2 = {d: json.loads((tmp_path / d / "params.json").read_text())["r2"] for d in ("right", "swapped")}
+    assert r2["right"] > 0.9999 > r2["swapped"]
+    with pytest.raises(LlmkitError, match="--schedule given 3 times for 2 logs"):
+        fit_main(args + ["--schedule", specs[0]] * 3)
+
+
 def test_compare_schedules_ranks_by_final_loss():
     curves = [
         _synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=20000,warmup=500,min=0", 200, 0.002, 0),

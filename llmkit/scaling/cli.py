@@ -44,7 +44,8 @@ def fit_main(argv: list[str]) -> int:
     p.add_argument("--warmup", choices=["as_peak", "actual"], default=None,
                    help="annealing laws: warmup LR handling (default: as_peak, the paper's, for annealing; actual for annealing_2scale)")
     p.add_argument("--target", choices=["auto", "loss", "eval_loss"], default="auto", help="auto: eval loss when >= 10 points are logged")
-    p.add_argument("--schedule", default=None, metavar="SPEC", help="LR schedule spec, for logs without an LR column")
+    p.add_argument("--schedule", action="append", default=None, metavar="SPEC",
+                   help="LR schedule spec for logs without a (complete) LR column: once for all logs, or once per LOG in order")
     p.add_argument("--format", default=None, help="force a log format (jsonl, json, csv, tensorboard, hf, megatron, nanogpt)")
     p.add_argument("--columns", default=None, help="column mapping, e.g. step=it,loss=train_loss,lr=learning_rate")
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap refits for intervals (0: none)")
@@ -57,7 +58,7 @@ def fit_main(argv: list[str]) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit_run(args.logs, law=args.law, holdout_after=args.holdout_after, out_dir=args.out, options=options,
-                min_step=args.min_step, n_boot=args.n_boot, target=args.target, schedule=args.schedule,
+                min_step=args.min_step, n_boot=args.n_boot, target=args.target, schedules=args.schedule,
                 fmt=args.format, columns=_columns(args.columns))
     _print_warnings(caught)
     print((Path(args.out) / "summary.txt").read_text(), end="")

@@ -395,14 +395,21 @@ def _curve_name(path: Path) -> str:
     return path.parent.name if path.name in {"metrics.jsonl", "trainer_state.json"} else path.stem
 
 
-def load_curves(log_paths, target: str = "auto", schedule: str | None = None, fmt: str | None = None,
+def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = None, fmt: str | None = None,
                 columns: dict | None = None) -> tuple[list[Curve], list[str]]:
-    """Logs -> Curves (LR at every step from the log, or from `schedule`), plus the notes on what was repaired or guessed."""
+    """Logs -> Curves, plus the notes on what was repaired or guessed.
+
+    The LR at every step comes from the log, or from `schedules`: one spec for every log, or one per log in order.
+    """
     from llmkit.scaling.logs import read_log
     from llmkit.scaling.schedules import lr_per_step, parse_schedule
 
+    specs = list(schedules or [])
+    if len(specs) not in (0, 1, len(log_paths)):
+        raise LlmkitError(f"--schedule given {len(specs)} times for {len(log_paths)} logs: give one for all logs or one per log, in order")
     curves, notes, seen = [], [], set()
-    for raw in log_paths:
+    for i, raw in enumerate(log_paths):
+        schedule = specs[i if len(specs) > 1 else 0] if specs else None
         log = read_log(raw, fmt=fmt, columns=columns)
         notes += log.notes
         series = {"loss": log.loss, "eval_loss": log.eval_loss}
@@ -433,11 +440,11 @@ def load_curves(log_paths, target: str = "auto", schedule: str | None = None, fm
 
 def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None, out_dir: str | Path = "fit",
             options: dict | None = None, min_step: int | None = None, n_boot: int = 100, target: str = "auto",
-            schedule: str | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
+            schedules: list[str] | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
     """Read logs, fit, predict each curve to its end, write params.json, pred.json, pred.csv, curve.png and summary.txt."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    curves, notes = load_curves(log_paths, target, schedule, fmt, columns)
+    curves, notes = load_curves(log_paths, target, schedules, fmt, columns)
     fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
     fitted.warnings = notes + fitted.warnings
     preds, per_curve, rows = {}, [], []
