@@ -13,6 +13,7 @@ KnowMem of a model trained on the forget split measure real memorisation. Determ
 """
 
 import argparse
+import calendar
 import json
 import os
 import random
@@ -82,6 +83,9 @@ NEWS_FILLER = [
 ]
 
 
+# from the seeded rng: faker's month_name() draws a date up to *now*, so its output changed with the calendar
+MONTHS = calendar.month_name[1:]
+
 def news_doc(fake: faker.Faker, rng: random.Random) -> tuple[str, list[dict]]:
     """One fictitious news article and the QA pairs its facts answer."""
     sector = rng.choice(sorted(SECTORS))
@@ -97,11 +101,11 @@ def news_doc(fake: faker.Faker, rng: random.Random) -> tuple[str, list[dict]]:
         "party": rng.choice(PARTIES),
         "tenure": rng.randint(2, 15),
         "day": rng.randint(1, 28),
-        "month": fake.month_name(),
+        "month": rng.choice(MONTHS),
         "year": rng.choice([2023, 2024]),
         "amount": rng.randrange(40, 2000, 5),
         "jobs": rng.randrange(60, 3000, 10),
-        "open_month": fake.month_name(),
+        "open_month": rng.choice(MONTHS),
         "open_year": rng.choice([2026, 2027, 2028]),
     }
     e["cost"] = f"{e['amount']} million dollars"
