@@ -175,6 +175,15 @@ def fit_stage(demo: Demo, run_dir: Path) -> dict:
     return params | {"holdout": pred["curves"][0]["holdout"]}
 
 
+def check_base_model(out: Path, key: str) -> None:
+    """Resuming on top of runs from another tiny-model build would mix models: refuse, in one line."""
+    stamp = out / "BASE_MODEL"
+    if stamp.is_file() and stamp.read_text().strip() != key:
+        raise LlmkitError(f"{out}: its runs start from tiny model {stamp.read_text().strip()}, this build is {key} "
+                          f"(the bundled text changed); use another --out or delete {out}")
+    stamp.write_text(key + "\n")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="llmkit demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/demo", help="where every run directory goes (default runs/demo)")
@@ -186,6 +195,7 @@ def main(argv: list[str]) -> int:
 
     model = resolve_model_path("tiny:llama")
     demo.say(f"  built {model}")
+    check_base_model(demo.out, Path(model).name)
 
     demo.say("2. fine-tune on tofu-mini: the target (all 100 authors) and the retain model (forget10 authors held out)")
     runs = finetune_stage(demo, model)
