@@ -9,7 +9,8 @@ import pytest
 
 from llmkit.errors import LlmkitError
 from llmkit.scaling.cli import fit_main, predict_main
-from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, predict
+from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, load_fit, predict
+from llmkit.scaling.plot import short_labels
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
 from llmkit.scaling.schedules import parse_schedule
 
@@ -207,6 +208,15 @@ def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):
     assert "differs from the fitted" in capsys.readouterr().err
     with pytest.raises(LlmkitError, match="no such file"):
         predict_main([str(tmp_path / "nofit"), "--schedule", "constant:peak=1,steps=10"])
+    specs = ["cosine:peak=3e-4,steps=3000,warmup=100,min=0", "wsd:peak=3e-4,steps=3000,warmup=100,cooldown=0.2,shape=1-sqrt"]
+    assert predict_main([str(tmp_path / "fit"), "--schedule", specs[0], "--out", str(out), "--compare", specs[1]]) == 0
+    table = json.loads((tmp_path / "pred_compare.json").read_text())
+    fitted = load_fit(tmp_path / "fit")
+    for row, spec in zip(table, specs):
+        lr = parse_schedule(spec)
+        assert row["schedule"] == spec and row["final_loss"] == pytest.approx(predict(fitted, lr, np.array([3000]))[0][0])
+    assert sum(r["p_best"] for r in table) == pytest.approx(1.0)
+    assert (tmp_path / "pred_compare.png").stat().st_size > 0
     with pytest.raises(LlmkitError, match="--lam-fast: not used by --law annealing"):
         fit_main([str(tmp_path / "run.csv"), "--lam-fast", "0.98"])
 
@@ -226,6 +236,13 @@ def test_cli_fit_takes_one_schedule_per_log(tmp_path):
     assert r2["right"] > 0.9999 > r2["swapped"]
     with pytest.raises(LlmkitError, match="--schedule given 3 times for 2 logs"):
         fit_main(args + ["--schedule", specs[0]] * 3)
+
+
+def test_short_labels_drop_the_shared_parts():
+    specs = ["wsd:peak=3e-4,steps=900,cooldown=0.2,shape=linear", "wsd:peak=3e-4,steps=900,cooldown=0.4,shape=linear",
+             "cosine:peak=3e-4,steps=900,min=0"]
+    assert short_labels(specs) == ["wsd cooldown=0.2 shape=linear", "wsd cooldown=0.4 shape=linear", "cosine min=0"]
+    assert short_labels(["constant:peak=1,steps=5"]) == ["constant peak=1 steps=5"]
 
 
 def test_compare_schedules_ranks_by_final_loss():

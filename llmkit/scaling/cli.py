@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from llmkit.errors import LlmkitError
-from llmkit.io import atomic_write_text
+from llmkit.io import atomic_write_text, write_json
 from llmkit.scaling.laws import LAWS
 
 
@@ -77,7 +77,8 @@ def predict_main(argv: list[str]) -> int:
     src.add_argument("--lr", metavar="LR.csv", help="CSV with columns step,lr")
     src.add_argument("--schedule", metavar="SPEC", help='e.g. "wsd:peak=3e-4,steps=50000,cooldown=0.2,shape=1-sqrt"')
     p.add_argument("--out", default="pred.csv", metavar="PRED.csv")
-    p.add_argument("--compare", nargs="+", default=None, metavar="SPEC", help="also rank these schedules by predicted final loss")
+    p.add_argument("--compare", nargs="+", default=None, metavar="SPEC",
+                   help="also rank these schedules by predicted final loss: table, PRED_compare.json and PRED_compare.png")
     args = p.parse_args(argv)
     fitted = load_fit(args.fit_dir)
     lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)
@@ -90,9 +91,15 @@ def predict_main(argv: list[str]) -> int:
                                                          for s, m, a, b in zip(steps, mid, lo, hi)))
     print(f"final step {steps[-1]}: loss {mid[-1]:.4f} (90% band {lo[-1]:.4f}-{hi[-1]:.4f}); wrote {out}")
     if args.compare:
+        from llmkit.scaling.plot import plot_schedules
+
         schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in args.compare}}
         table = compare_schedules(fitted, schedules)
+        stem = out.with_suffix("")
+        write_json(Path(f"{stem}_compare.json"), table)
+        plot_schedules(fitted, schedules, table, f"{stem}_compare.png")
         print(f"{'schedule':60s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s}")
         for row in sorted(table, key=lambda r: r["final_loss"]):
             print(f"{row['schedule'][:60]:60s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f}")
+        print(f"wrote {stem}_compare.json and {stem}_compare.png")
     return 0

@@ -53,3 +53,55 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     ax_lr.set_xlabel("step")
     fig.tight_layout()
     save_figure(fig, out_png, dpi=110)
+
+
+def short_labels(specs: list[str]) -> list[str]:
+    """Schedule specs without the key=value parts they all share: 'wsd:peak=3e-4,steps=9,cooldown=0.2' -> 'wsd cooldown=0.2'."""
+    parts = [spec.replace(":", ",", 1).split(",") for spec in specs]
+    shared = set.intersection(*(set(p[1:]) for p in parts)) if len(parts) > 1 else set()
+    return [" ".join([p[0]] + [kv for kv in p[1:] if kv not in shared]) for p in parts]
+
+
+def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Path, points: int = 400) -> None:
+    """Candidate schedules side by side: predicted curves with bands and their LRs, and final losses with intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmkit.scaling.fit import predict
+
+    fig = plt.figure(figsize=(13, 6))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.5, 1], height_ratios=[3, 1.2])
+    ax_loss, ax_lr, ax_final = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
+    ax_lr.sharex(ax_loss)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = dict(zip(schedules, short_labels(list(schedules))))
+    # the early steps shoot up (S1 -> 0): frame the last 80% of the longest schedule
+    horizon = max(len(lr) for lr in schedules.values())
+    shown = []
+    for i, (name, lr) in enumerate(schedules.items()):
+        color = colors[i % len(colors)]
+        steps = np.unique(np.linspace(1, len(lr) - 1, points).astype(np.int64))
+        mid, lo, hi = predict(fitted, lr, steps)
+        ax_loss.plot(steps, mid, color=color, lw=1.2, label=labels[name])
+        ax_loss.fill_between(steps, lo, hi, color=color, alpha=0.12, lw=0)
+        ax_lr.plot(np.arange(len(lr)), lr, color=color, lw=1)
+        shown.append(mid[steps >= 0.2 * horizon])
+    ax_loss.set_xlim(0.2 * horizon, horizon)
+    low, high = min(float(m.min()) for m in shown if len(m)), max(float(m.max()) for m in shown if len(m))
+    ax_loss.set_ylim(low - 0.1 * (high - low), high + 0.05 * (high - low))
+    ax_loss.set_ylabel(f"predicted loss ({fitted.law}, 90% band)")
+    ax_loss.legend(fontsize=7)
+    ax_lr.set_ylabel("LR")
+    ax_lr.set_xlabel("step")
+    order = sorted(range(len(table)), key=lambda j: table[j]["final_loss"], reverse=True)  # best at the top
+    for y, j in enumerate(order):
+        r = table[j]
+        ax_final.errorbar(r["final_loss"], y, xerr=[[r["final_loss"] - r["lo"]], [r["hi"] - r["final_loss"]]], fmt="o",
+                          color=colors[j % len(colors)], capsize=3)
+        ax_final.annotate(f"P(best) {r['p_best']:.2f}", (r["hi"], y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
+    ax_final.set_yticks(range(len(order)), [labels[table[j]["schedule"]] for j in order], fontsize=7)
+    ax_final.set_xlabel("final loss, 90% interval\n(P(best): share of bootstrap refits, parameter uncertainty only)")
+    fig.tight_layout()
+    save_figure(fig, out_png, dpi=110)
