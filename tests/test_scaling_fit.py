@@ -10,9 +10,8 @@ import pytest
 from llmkit.errors import LlmkitError
 from llmkit.scaling.cli import fit_main, predict_main
 from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, load_fit, predict
-from llmkit.scaling.plot import short_labels
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
-from llmkit.scaling.schedules import parse_schedule
+from llmkit.scaling.schedules import parse_schedule, short_labels, wsd_sweep
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scaling"
 if not DATA.is_dir():
@@ -217,6 +216,8 @@ def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):
         assert row["schedule"] == spec and row["final_loss"] == pytest.approx(predict(fitted, lr, np.array([3000]))[0][0])
     assert sum(r["p_best"] for r in table) == pytest.approx(1.0)
     assert (tmp_path / "pred_compare.png").stat().st_size > 0
+    with pytest.raises(LlmkitError, match="--sweep-wsd takes its peak"):
+        predict_main([str(tmp_path / "fit"), "--lr", str(tmp_path / "lr.csv"), "--sweep-wsd"])
     with pytest.raises(LlmkitError, match="--lam-fast: not used by --law annealing"):
         fit_main([str(tmp_path / "run.csv"), "--lam-fast", "0.98"])
 
@@ -243,6 +244,17 @@ def test_short_labels_drop_the_shared_parts():
              "cosine:peak=3e-4,steps=900,min=0"]
     assert short_labels(specs) == ["wsd cooldown=0.2 shape=linear", "wsd cooldown=0.4 shape=linear", "cosine min=0"]
     assert short_labels(["constant:peak=1,steps=5"]) == ["constant peak=1 steps=5"]
+
+
+def test_wsd_sweep_keeps_the_query_schedule_shared_settings():
+    specs = wsd_sweep("cosine:peak=3e-4,steps=900,warmup=50,min=3e-5", cooldowns=(0.1, 0.5), shapes=("linear", "1-sqrt"))
+    assert specs == ["wsd:peak=3e-4,steps=900,warmup=50,min=3e-5,cooldown=0.1,shape=linear",
+                     "wsd:peak=3e-4,steps=900,warmup=50,min=3e-5,cooldown=0.1,shape=1-sqrt",
+                     "wsd:peak=3e-4,steps=900,warmup=50,min=3e-5,cooldown=0.5,shape=linear",
+                     "wsd:peak=3e-4,steps=900,warmup=50,min=3e-5,cooldown=0.5,shape=1-sqrt"]
+    lr = parse_schedule(specs[2])
+    assert lr[449] == pytest.approx(3e-4) and lr[900] == pytest.approx(3e-5) and lr[675] < 3e-4  # cooldown = last 450 steps
+    assert short_labels(specs[:2]) == ["wsd shape=linear", "wsd shape=1-sqrt"]
 
 
 def test_compare_schedules_ranks_by_final_loss():

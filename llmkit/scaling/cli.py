@@ -67,9 +67,9 @@ def fit_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    """llmkit predict FIT_DIR (--lr LR.csv | --schedule SPEC) [--out PRED.csv]"""
+    """llmkit predict FIT_DIR (--lr LR.csv | --schedule SPEC) [--out PRED.csv] [--compare SPEC ...] [--sweep-wsd]"""
     from llmkit.scaling.fit import compare_schedules, load_fit, predict, support_warnings
-    from llmkit.scaling.schedules import parse_schedule, read_lr_csv
+    from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
 
     p = argparse.ArgumentParser(prog="llmkit predict", description="Predict the loss curve of a fitted law under an LR schedule.")
     p.add_argument("fit_dir", metavar="FIT_DIR")
@@ -79,7 +79,12 @@ def predict_main(argv: list[str]) -> int:
     p.add_argument("--out", default="pred.csv", metavar="PRED.csv")
     p.add_argument("--compare", nargs="+", default=None, metavar="SPEC",
                    help="also rank these schedules by predicted final loss: table, PRED_compare.json and PRED_compare.png")
+    p.add_argument("--sweep-wsd", action="store_true",
+                   help="also rank WSD schedules with --schedule's peak, steps, warmup and min: cooldown 10-50%% x linear, 1-sqrt, cosine")
     args = p.parse_args(argv)
+    if args.sweep_wsd and not args.schedule:
+        raise LlmkitError("--sweep-wsd takes its peak, steps, warmup and min from --schedule; --lr gives none of them")
+    candidates = (args.compare or []) + (wsd_sweep(args.schedule) if args.sweep_wsd else [])
     fitted = load_fit(args.fit_dir)
     lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)
     for note in support_warnings(fitted, lr):
@@ -90,16 +95,18 @@ def predict_main(argv: list[str]) -> int:
     atomic_write_text(out, "step,loss,lo,hi\n" + "".join(f"{s},{m:.6f},{a:.6f},{b:.6f}\n"
                                                          for s, m, a, b in zip(steps, mid, lo, hi)))
     print(f"final step {steps[-1]}: loss {mid[-1]:.4f} (90% band {lo[-1]:.4f}-{hi[-1]:.4f}); wrote {out}")
-    if args.compare:
+    if candidates:
         from llmkit.scaling.plot import plot_schedules
 
-        schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in args.compare}}
+        schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in candidates}}
         table = compare_schedules(fitted, schedules)
         stem = out.with_suffix("")
         write_json(Path(f"{stem}_compare.json"), table)
         plot_schedules(fitted, schedules, table, f"{stem}_compare.png")
-        print(f"{'schedule':60s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s}")
+        labels = dict(zip(schedules, short_labels(list(schedules))))
+        width = max(len(label) for label in labels.values())
+        print(f"{'schedule':{width}s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s}")
         for row in sorted(table, key=lambda r: r["final_loss"]):
-            print(f"{row['schedule'][:60]:60s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f}")
+            print(f"{labels[row['schedule']]:{width}s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f}")
         print(f"wrote {stem}_compare.json and {stem}_compare.png")
     return 0

@@ -55,13 +55,6 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     save_figure(fig, out_png, dpi=110)
 
 
-def short_labels(specs: list[str]) -> list[str]:
-    """Schedule specs without the key=value parts they all share: 'wsd:peak=3e-4,steps=9,cooldown=0.2' -> 'wsd cooldown=0.2'."""
-    parts = [spec.replace(":", ",", 1).split(",") for spec in specs]
-    shared = set.intersection(*(set(p[1:]) for p in parts)) if len(parts) > 1 else set()
-    return [" ".join([p[0]] + [kv for kv in p[1:] if kv not in shared]) for p in parts]
-
-
 def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Path, points: int = 400) -> None:
     """Candidate schedules side by side: predicted curves with bands and their LRs, and final losses with intervals."""
     import matplotlib
@@ -70,12 +63,14 @@ def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Pa
     import matplotlib.pyplot as plt
 
     from llmkit.scaling.fit import predict
+    from llmkit.scaling.schedules import short_labels
 
     fig = plt.figure(figsize=(13, 6))
     grid = fig.add_gridspec(2, 2, width_ratios=[1.5, 1], height_ratios=[3, 1.2])
     ax_loss, ax_lr, ax_final = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
     ax_lr.sharex(ax_loss)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # the default cycle repeats after 10 colours; a sweep needs distinct ones
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"] if len(schedules) <= 10 else list(plt.get_cmap("tab20").colors)
     labels = dict(zip(schedules, short_labels(list(schedules))))
     # the early steps shoot up (S1 -> 0): frame the last 80% of the longest schedule
     horizon = max(len(lr) for lr in schedules.values())
@@ -92,7 +87,7 @@ def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Pa
     low, high = min(float(m.min()) for m in shown if len(m)), max(float(m.max()) for m in shown if len(m))
     ax_loss.set_ylim(low - 0.1 * (high - low), high + 0.05 * (high - low))
     ax_loss.set_ylabel(f"predicted loss ({fitted.law}, 90% band)")
-    ax_loss.legend(fontsize=7)
+    ax_loss.legend(fontsize=6 if len(schedules) > 8 else 7, ncol=2 if len(schedules) > 8 else 1)
     ax_lr.set_ylabel("LR")
     ax_lr.set_xlabel("step")
     order = sorted(range(len(table)), key=lambda j: table[j]["final_loss"], reverse=True)  # best at the top

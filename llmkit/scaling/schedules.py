@@ -86,8 +86,8 @@ def _value(text: str):
         return text
 
 
-def parse_schedule(spec: str) -> np.ndarray:
-    """`name:key=value,...` -> LR per step (0..steps)."""
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """`name:key=value,...` -> (name, keyword arguments of SCHEDULES[name]), validated."""
     name, _, rest = spec.partition(":")
     name = name.strip()
     if name not in SCHEDULES:
@@ -109,8 +109,28 @@ def parse_schedule(spec: str) -> np.ndarray:
     for key in ("steps", "warmup"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
-    return fn(**kwargs)
+    return name, kwargs
 
+
+def parse_schedule(spec: str) -> np.ndarray:
+    """`name:key=value,...` -> LR per step (0..steps)."""
+    name, kwargs = parse_spec(spec)
+    return SCHEDULES[name](**kwargs)
+
+
+def wsd_sweep(spec: str, cooldowns=(0.1, 0.2, 0.3, 0.4, 0.5), shapes=("linear", "1-sqrt", "cosine")) -> list[str]:
+    """WSD specs with `spec`'s peak, steps, warmup and min, one per cooldown fraction and shape: the what-if grid."""
+    parse_spec(spec)  # validated; the shared parts keep the user's spelling, so labels can drop them
+    items = [item.strip() for item in spec.partition(":")[2].split(",")]
+    shared = ",".join(item for item in items if item.partition("=")[0].strip() in ("peak", "steps", "warmup", "min"))
+    return [f"wsd:{shared},cooldown={c:g},shape={shape}" for c in cooldowns for shape in shapes]
+
+
+def short_labels(specs: list[str]) -> list[str]:
+    """Schedule specs without the key=value parts they all share: 'wsd:peak=3e-4,steps=9,cooldown=0.2' -> 'wsd cooldown=0.2'."""
+    parts = [spec.replace(":", ",", 1).split(",") for spec in specs]
+    shared = set.intersection(*(set(p[1:]) for p in parts)) if len(parts) > 1 else set()
+    return [" ".join([p[0]] + [kv for kv in p[1:] if kv not in shared]) for p in parts]
 
 def read_lr_csv(path: str | Path) -> np.ndarray:
     """A `step,lr` CSV -> LR per step 0..last step; steps between rows are linearly interpolated, gaps flagged."""
