@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 
+from transformers import set_seed
+
 from llmkit.data import QADataArgs, load_split, prompt_text
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer
 from llmkit.unlearn.data import Example, UnlearnCollator, UnlearnDataset, qa_examples, report, text_windows
@@ -139,7 +141,8 @@ def train(run, model_args: ModelArgs, data_args: QADataArgs, args: UnlearnArgs,
     # data
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     dataset = build_dataset(tokenizer, data_args, args, seed=train_args.seed, model_path=model_args.model_name_or_path)
-    # model
+    # model: seeded first, since get_peft_model draws LoRA's A matrices before Trainer seeds anything
+    set_seed(train_args.seed)
     model = load_causal_lm(model_args)
     # trainer
     trainer = UnlearnTrainer(model=model, args=train_args, train_dataset=dataset,
