@@ -5,7 +5,10 @@ per-curve mean |err|/loss, as the MPL README; and pooled over all points), Worst
 max, as the MPL README; and the overall max), final-loss error, Kendall tau between predicted and actual final
 losses, and the share of unseen points inside the 90% band (all of them, and those past the fitted horizon).
 
-    python scripts/bench/scaling_eval.py [--data ../shared/data/scaling] [--n-boot 100] [--out scaling_eval.json]
+    python scripts/bench/scaling_eval.py [--data ../shared/data/scaling] [--n-boot 100] [--floor] [--out scaling_eval.json]
+
+--floor also fits each law on all nine curves and reports its PredE on the six: the in-sample floor that no
+fit on three curves can be expected to beat.
 """
 
 from __future__ import annotations
@@ -85,27 +88,37 @@ def evaluate(curves: dict, law: str, options: dict, n_boot: int) -> dict:
     }
 
 
+def in_sample_floor(curves: dict, law: str, options: dict) -> float:
+    """PredE on the unseen curves of a fit that saw all nine: what the law's form allows there at best."""
+    fitted = fit(list(curves.values()), law, options, n_boot=0)
+    return float(np.mean([np.mean(np.abs(predict(fitted, c.lr, c.step)[0] - c.loss) / c.loss)
+                          for name, c in curves.items() if name not in TRAIN]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "scaling"))
     p.add_argument("--n-boot", type=int, default=100)
     p.add_argument("--sizes", default="25,100,400")
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated keys of SETTINGS")
+    p.add_argument("--floor", action="store_true", help="also fit each law on all nine curves: its in-sample PredE floor on the six")
     p.add_argument("--out", default="scaling_eval.json")
     args = p.parse_args()
     results = {}
     print(f"{'size':>4s} {'setting':30s} {'R2':>7s} {'PredE%':>7s} {'pooled':>7s} {'WorstE%':>8s} {'max%':>6s} {'final err':>17s} {'tau':>5s} "
-          f"{'cov90':>5s} {'>hor':>5s} {'fit s':>6s}")
+          f"{'cov90':>5s} {'>hor':>5s} {'fit s':>6s}" + (f" {'floor%':>7s}" if args.floor else ""))
     for size in args.sizes.split(","):
         curves = load_size(Path(args.data) / "mpl_luo2025" / f"csv_{size}")
         for key in args.settings.split(","):
             law, options = SETTINGS[key]
             r = evaluate(curves, law, options, args.n_boot if law != "multi_power" else min(args.n_boot, 20))
+            if args.floor:
+                r["pred_e_floor"] = in_sample_floor(curves, law, options)
             results[f"{size}M {key}"] = r
             cov = f"{r['coverage_90']:.2f} {r['coverage_90_beyond_horizon']:5.2f}" if r["coverage_90"] is not None else "    -     -"
             print(f"{size:>4s} {key:30s} {r['r2']:7.4f} {100 * r['pred_e']:7.3f} {100 * r['pred_e_pooled']:7.3f} {100 * r['worst_e_mean']:8.3f} "
                   f"{100 * r['worst_e_max']:6.2f} {r['final_err_range'][0]:+8.4f}..{r['final_err_range'][1]:+.4f} {r['kendall_tau_final']:5.2f} "
-                  f"{cov} {r['fit_seconds']:6.1f}", flush=True)
+                  f"{cov} {r['fit_seconds']:6.1f}" + (f" {100 * r['pred_e_floor']:7.3f}" if args.floor else ""), flush=True)
     write_json(Path(args.out), results)
 
 
