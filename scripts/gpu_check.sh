@@ -24,6 +24,9 @@ export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 LLMKIT_CACHE=/tmp/llmkit-cache
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# SECTIONS picks what runs: core (fine-tune, FLAT, benchmarks, TOFU eval) and paths (NPO, LoRA, MUSE on the GPU).
+SECTIONS=${SECTIONS:-core paths}
+if [[ " $SECTIONS " == *" core "* ]]; then
 python3 - "$STEPS" "$OUT" <<'PY'
 import json, sys, time
 import torch
@@ -71,4 +74,27 @@ START=$(date +%s.%N)
 python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" --dataset tofu-mini --out "$OUT/eval" --force
 END=$(date +%s.%N)
 python3 -c "import sys; print('{\"check\": \"tofu_eval_hf_generate\", \"wall_s\": %.1f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$END"
+fi
+# Code paths the core section doesn't reach, in bf16 on the GPU: NPO (reference log-probs computed on the device),
+# FLAT with LoRA merged at the end, and the MUSE suite (VerbMem generation, KnowMem, PrivLeak Min-K% scoring).
+if [[ " $SECTIONS " == *" paths "* ]]; then
+  for run in "npo grad_ascent --loss npo" "flat_lora flat_kl --use_peft true --lora_r 8 --lora_alpha 16 --merge_lora true"; do
+    read -r name recipe extra <<< "$run"
+    # shellcheck disable=SC2086  # $extra is a list of --key value pairs
+    python3 -m llmkit.train "recipes/unlearn/tofu_mini_forget10_$recipe.yaml" --model_name_or_path tiny:llama \
+      --bf16 true --dtype bfloat16 --max_steps 20 --save_strategy no --output_root "$OUT/paths" --run_name "$name" $extra
+    python3 - "$OUT/paths/$name" <<'PY'
+import json, sys
+from llmkit.runs import read_metrics
+rows = read_metrics(f"{sys.argv[1]}/metrics.jsonl")
+print(json.dumps({"check": f"bf16_unlearn_{sys.argv[1].rsplit('/', 1)[1]}", "steps": rows[-1]["step"],
+                  "loss_first": round(rows[0]["loss"], 4), "loss_last": round(rows[-1]["loss"], 4),
+                  "s_per_step": round((rows[-1]["time"] - rows[0]["time"]) / max(rows[-1]["step"] - rows[0]["step"], 1), 4)}))
+PY
+  done
+  START=$(date +%s.%N)
+  python3 -m llmkit.cli eval muse_news --model tiny:llama --out "$OUT/muse" --force
+  END=$(date +%s.%N)
+  python3 -c "import sys; print('{\"check\": \"muse_news_eval\", \"wall_s\": %.1f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$END"
+fi
 python3 -c "import vllm" 2>/dev/null && echo "vllm: importable" || echo "vllm: not installed on this machine (HF generate backend used)"
