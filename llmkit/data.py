@@ -62,13 +62,17 @@ def _bundled_file(folder: Path, config: str | None, split: str) -> Path:
                       f"available: {', '.join(available)}")
 
 
+_SAID_OFFLINE: set[str] = set()
+
+
 def load_split(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()):
     """Load one split as a `datasets.Dataset`, check that it is non-empty and has `columns`."""
     import datasets
 
     local = Path(dataset).expanduser()
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
-        if dataset not in _ALIASES:
+        if dataset not in _ALIASES and dataset not in _SAID_OFFLINE:  # once per dataset, not once per split
+            _SAID_OFFLINE.add(dataset)
             print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
         source = _bundled_file(BUNDLED[dataset], config, split)
         ds = datasets.load_dataset("json", data_files=str(source), split="train")
