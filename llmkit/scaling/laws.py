@@ -154,6 +154,23 @@ def _mpl_bins(feats, steps):
     return dsum, eta, s1_before, ks[start]
 
 
+def _mpl_layout(feats, steps):
+    """The theta-free part of LD at `steps`: bin drop sums, -log(eta), and the LR area since each bin ([points, bins],
+    0 for bins after the point). Fits evaluate the same steps hundreds of times, so small layouts are cached in feats."""
+    cache = feats.setdefault("layouts", {})
+    key = steps.tobytes()
+    if key in cache:
+        return cache[key]
+    dsum, eta, s1_before, kfirst = _mpl_bins(feats, steps)
+    span = np.where(kfirst[None, :] <= steps[:, None], feats["S1"][steps][:, None] - s1_before[None, :], 0.0)
+    layout = (dsum, -np.log(eta), span)
+    if span.size <= 2_000_000:  # the data points of a fit, not the dense grids of a prediction
+        if len(cache) >= 16:
+            cache.clear()
+        cache[key] = layout
+    return layout
+
+
 def _mpl_predict(theta, feats, steps):
     """L = L0 + A*S1^-alpha - B*sum_k drop_k*(1 - (C*eta_k^-gamma*(S1(t) - S1(k-1)) + 1)^-beta)."""
     L0, A, alpha, B, C, beta, gamma = theta
@@ -168,18 +185,14 @@ def _mpl_predict(theta, feats, steps):
         return pred, np.stack([np.interp(steps, grid, jac_g[:, j]) for j in range(7)], axis=1)
     x1 = feats["S1"][steps]
     power = x1**-alpha
-    dsum, eta, s1_before, kfirst = _mpl_bins(feats, steps)
-    # [points, bins]: S_k(t) = S1(t) - S1(k-1), zero for bins after t
-    span = np.where(kfirst[None, :] <= steps[:, None], x1[:, None] - s1_before[None, :], 0.0)
-    eta_g = eta**-gamma
-    x = span * eta_g[None, :]
-    base = C * x + 1.0
-    pow_b = base**-beta
-    G = 1.0 - pow_b
-    LD = G @ dsum
-    dG_dC = beta * pow_b / base * x
-    dG_dbeta = pow_b * np.log(base)
-    dG_dgamma = beta * pow_b / base * C * x * (-np.log(eta))[None, :]
+    dsum, neg_log_eta, span = _mpl_layout(feats, steps)
+    x = span * np.exp(gamma * neg_log_eta)[None, :]  # eta_k^-gamma * S_k(t)
+    log_base = np.log1p(C * x)
+    pow_b = np.exp(-beta * log_base)  # (C x + 1)^-beta
+    LD = (1.0 - pow_b) @ dsum
+    dG_dC = beta * pow_b / (1.0 + C * x) * x
+    dG_dbeta = pow_b * log_base
+    dG_dgamma = C * dG_dC * neg_log_eta[None, :]
     pred = L0 + A * power - B * LD
     jac = np.stack(
         [np.ones_like(pred), power, -A * power * np.log(x1), -LD, -B * (dG_dC @ dsum), -B * (dG_dbeta @ dsum), -B * (dG_dgamma @ dsum)],
