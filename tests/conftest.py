@@ -63,3 +63,57 @@ def python_env() -> dict:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_path):
+    from llmkit.models import load_tokenizer
+
+    return load_tokenizer(tiny_model_path)
+
+
+@pytest.fixture(scope="session")
+def forget_rows():
+    from llmkit.data import load_split
+
+    return list(load_split("tofu-mini", "forget10"))
+
+
+@pytest.fixture(scope="session")
+def target_path(tiny_model_path, tiny_tokenizer, forget_rows, tmp_path_factory):
+    """The tiny model after plain next-token training on the forget answers: a target that knows what to forget."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.data import QADataArgs
+    from llmkit.unlearn.data import UnlearnCollator, UnlearnDataset, qa_examples
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    dataset = UnlearnDataset(tiny_tokenizer, qa_examples(tiny_tokenizer, forget_rows, QADataArgs()),
+                             frozenset({"forget"}), max_length=96, add_special_tokens=False)
+    batch = UnlearnCollator(tiny_tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = model(input_ids=batch["forget_input_ids"], attention_mask=batch["forget_attention_mask"],
+                     labels=batch["forget_labels"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    path = tmp_path_factory.mktemp("target")
+    model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def answer_prob(model, tokenizer, question: str, answer: str) -> float:
+    """Mean answer-token probability of one QA pair, computed directly (chat prompt, EOS appended)."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                           tokenize=False)
+    start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    ids = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)  # [T, V]
+    return float(torch.stack([logp[t - 1, ids[t]].exp() for t in range(start, len(ids))]).mean())

@@ -10,29 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import answer_prob
 from safetensors.torch import load_file
 
-from llmkit.data import QADataArgs, load_split
-from llmkit.models import load_tokenizer
 from llmkit.train import main as train_main
 from llmkit.unlearn import train as unlearn_train
-from llmkit.unlearn.data import UnlearnCollator, UnlearnDataset, qa_examples
 
 LORA_R, LORA_ALPHA = 4, 8
 SCALE = LORA_ALPHA / LORA_R  # peft's scaling without rslora
 # all-linear on the tiny llama: every projection, lm_head excluded
 TARGETS = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj"), "mlp": ("gate_proj", "up_proj", "down_proj")}
-
-
-def answer_prob(model, tokenizer, question: str, answer: str) -> float:
-    """Mean answer-token probability of one QA pair, computed directly (chat prompt, EOS appended)."""
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                           tokenize=False)
-    start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    ids = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    with torch.no_grad():
-        logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)  # [T, V]
-    return float(torch.stack([logp[t - 1, ids[t]].exp() for t in range(start, len(ids))]).mean())
 
 
 def logits(model, ids: torch.Tensor) -> torch.Tensor:
@@ -41,42 +28,10 @@ def logits(model, ids: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_model_path):
-    return load_tokenizer(tiny_model_path)
-
-
-@pytest.fixture(scope="module")
-def forget_rows():
-    return list(load_split("tofu-mini", "forget10"))
-
-
-@pytest.fixture(scope="module")
-def probe(tokenizer, forget_rows) -> torch.Tensor:
+def probe(tiny_tokenizer, forget_rows) -> torch.Tensor:
     """A fixed input: the first forget question and answer, [1, T]."""
     r = forget_rows[0]
-    return torch.tensor([tokenizer(r["question"] + " " + r["answer"])["input_ids"]])
-
-
-@pytest.fixture(scope="module")
-def target_path(tiny_model_path, tokenizer, forget_rows, tmp_path_factory) -> str:
-    """The tiny model after plain next-token training on the forget answers: a target that knows what to forget."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    dataset = UnlearnDataset(tokenizer, qa_examples(tokenizer, forget_rows, QADataArgs()), frozenset({"forget"}),
-                             max_length=96, add_special_tokens=False)
-    batch = UnlearnCollator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(40):
-        model(input_ids=batch["forget_input_ids"], attention_mask=batch["forget_attention_mask"],
-              labels=batch["forget_labels"]).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    path = tmp_path_factory.mktemp("target")
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return torch.tensor([tiny_tokenizer(r["question"] + " " + r["answer"])["input_ids"]])
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +163,7 @@ def test_evaluation_loads_the_adapter_directory(runs, probe, tmp_path):
     torch.testing.assert_close(logits(merged, probe), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_flat_with_lora_lowers_p_forget(runs, target_path, tokenizer, forget_rows):
+def test_flat_with_lora_lowers_p_forget(runs, target_path, tiny_tokenizer, forget_rows):
     """Whole forget set per step: the first logged P_f is the target's, computed directly (B starts at zero); the
     loss and P_f fall over the run, and P_f computed directly on final/ is below the target's."""
     from transformers import AutoModelForCausalLM
@@ -222,7 +177,7 @@ def test_flat_with_lora_lowers_p_forget(runs, target_path, tokenizer, forget_row
 
     def mean_p_forget(path) -> float:
         model = AutoModelForCausalLM.from_pretrained(path).eval()
-        return sum(answer_prob(model, tokenizer, r["question"], r["answer"]) for r in forget_rows) / len(forget_rows)
+        return sum(answer_prob(model, tiny_tokenizer, r["question"], r["answer"]) for r in forget_rows) / len(forget_rows)
 
     before, after = mean_p_forget(target_path), mean_p_forget(run_dir / "final")
     assert rows[0]["p_forget"] == pytest.approx(before, rel=1e-4)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import answer_prob
 
 from llmkit.data import QADataArgs, load_split
 from llmkit.errors import LlmkitError
-from llmkit.models import load_tokenizer
 from llmkit.train import main as train_main
 from llmkit.unlearn import train as unlearn_train
 from llmkit.unlearn.data import UnlearnCollator, UnlearnDataset, qa_examples
@@ -35,17 +35,6 @@ def unlearn_recipe(tmp_path: Path, name: str, **overrides) -> Path:
     return path
 
 
-def answer_prob(model, tokenizer, question: str, answer: str) -> float:
-    """Mean answer-token probability of one QA pair, computed directly (chat prompt, EOS appended)."""
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
-                                           tokenize=False)
-    start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-    ids = tokenizer(prompt + answer, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    with torch.no_grad():
-        logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)  # [T, V]
-    return float(torch.stack([logp[t - 1, ids[t]].exp() for t in range(start, len(ids))]).mean())
-
-
 def mean_probs(model_path: str, tokenizer, rows, templates, seed=3, epoch=0):
     from transformers import AutoModelForCausalLM
 
@@ -54,39 +43,6 @@ def mean_probs(model_path: str, tokenizer, rows, templates, seed=3, epoch=0):
     p_e = [answer_prob(model, tokenizer, r["question"], sample_template(templates, seed, epoch, i))
            for i, r in enumerate(rows)]
     return sum(p_f) / len(p_f), sum(p_e) / len(p_e)
-
-
-@pytest.fixture(scope="module")
-def tiny_tokenizer(tiny_model_path):
-    return load_tokenizer(tiny_model_path)
-
-
-@pytest.fixture(scope="module")
-def forget_rows():
-    return list(load_split("tofu-mini", "forget10"))
-
-
-@pytest.fixture(scope="module")
-def target_path(tiny_model_path, tiny_tokenizer, forget_rows, tmp_path_factory):
-    """The tiny model after plain next-token training on the forget answers: a target that knows what to forget."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
-    dataset = UnlearnDataset(tiny_tokenizer, qa_examples(tiny_tokenizer, forget_rows, QADataArgs()),
-                             frozenset({"forget"}), max_length=96, add_special_tokens=False)
-    batch = UnlearnCollator(tiny_tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(40):
-        loss = model(input_ids=batch["forget_input_ids"], attention_mask=batch["forget_attention_mask"],
-                     labels=batch["forget_labels"]).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    path = tmp_path_factory.mktemp("target")
-    model.save_pretrained(path)
-    tiny_tokenizer.save_pretrained(path)
-    return str(path)
 
 
 def test_flat_and_grad_ascent_train_in_one_process(tmp_path, target_path, tiny_tokenizer, forget_rows):
