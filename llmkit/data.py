@@ -7,6 +7,7 @@ A local JSON/JSONL/Parquet file or folder also works.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -62,7 +63,9 @@ def _bundled_file(folder: Path, config: str | None, split: str) -> Path:
                       f"available: {', '.join(available)}")
 
 
-_SAID_OFFLINE: set[str] = set()
+@functools.cache  # once per dataset, not once per split
+def _say_offline(dataset: str) -> None:
+    print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
 
 
 def load_split(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()):
@@ -71,9 +74,8 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
 
     local = Path(dataset).expanduser()
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
-        if dataset not in _ALIASES and dataset not in _SAID_OFFLINE:  # once per dataset, not once per split
-            _SAID_OFFLINE.add(dataset)
-            print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
+        if dataset not in _ALIASES:
+            _say_offline(dataset)
         source = _bundled_file(BUNDLED[dataset], config, split)
         ds = datasets.load_dataset("json", data_files=str(source), split="train")
     elif local.exists():

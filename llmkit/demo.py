@@ -178,8 +178,9 @@ def fit_stage(demo: Demo, run_dir: Path) -> dict:
 def check_base_model(out: Path, key: str) -> None:
     """Resuming on top of runs from another tiny-model build would mix models: refuse, in one line."""
     stamp = out / "BASE_MODEL"
-    if stamp.is_file() and stamp.read_text().strip() != key:
-        raise LlmkitError(f"{out}: its runs start from tiny model {stamp.read_text().strip()}, this build is {key} "
+    before = stamp.read_text().strip() if stamp.is_file() else key
+    if before != key:
+        raise LlmkitError(f"{out}: its runs start from tiny model {before}, this build is {key} "
                           f"(the bundled text changed); use another --out or delete {out}")
     stamp.write_text(key + "\n")
 

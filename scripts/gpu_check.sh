@@ -24,6 +24,14 @@ export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 LLMKIT_CACHE=/tmp/llmkit-cache
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# timed CHECK COMMAND...: run COMMAND, then print its wall time as a JSON line named CHECK
+timed() {
+  local check=$1 start
+  shift
+  start=$(date +%s.%N)
+  "$@"
+  python3 -c "import sys, time; print('{\"check\": \"%s\", \"wall_s\": %.1f}' % (sys.argv[1], time.time() - float(sys.argv[2])))" "$check" "$start"
+}
 # SECTIONS picks what runs: core (fine-tune, FLAT, benchmarks, TOFU eval) and paths (NPO, LoRA, MUSE on the GPU).
 SECTIONS=${SECTIONS:-core paths}
 if [[ " $SECTIONS " == *" core "* ]]; then
@@ -70,10 +78,8 @@ python3 scripts/bench/embed_train_step.py --model tiny:llama --device cuda --dty
 python3 scripts/bench/eval_speed.py --model "$OUT/llama/tofu_mini_full/final" --generate_only --batch_size 32 \
   --max_new_tokens 200 --out "$OUT/bench_generate.json"
 # Generation + scoring through the eval suite on the fine-tuned model (HF generate; vLLM is not on that machine).
-START=$(date +%s.%N)
-python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" --dataset tofu-mini --out "$OUT/eval" --force
-END=$(date +%s.%N)
-python3 -c "import sys; print('{\"check\": \"tofu_eval_hf_generate\", \"wall_s\": %.1f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$END"
+timed tofu_eval_hf_generate python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" \
+  --dataset tofu-mini --out "$OUT/eval" --force
 fi
 # Code paths the core section doesn't reach, in bf16 on the GPU: NPO (reference log-probs computed on the device),
 # FLAT with LoRA merged at the end, and the MUSE suite (VerbMem generation, KnowMem, PrivLeak Min-K% scoring).
@@ -92,9 +98,6 @@ print(json.dumps({"check": f"bf16_unlearn_{sys.argv[1].rsplit('/', 1)[1]}", "ste
                   "s_per_step": round((rows[-1]["time"] - rows[0]["time"]) / max(rows[-1]["step"] - rows[0]["step"], 1), 4)}))
 PY
   done
-  START=$(date +%s.%N)
-  python3 -m llmkit.cli eval muse_news --model tiny:llama --out "$OUT/muse" --force
-  END=$(date +%s.%N)
-  python3 -c "import sys; print('{\"check\": \"muse_news_eval\", \"wall_s\": %.1f}' % (float(sys.argv[2]) - float(sys.argv[1])))" "$START" "$END"
+  timed muse_news_eval python3 -m llmkit.cli eval muse_news --model tiny:llama --out "$OUT/muse" --force
 fi
 python3 -c "import vllm" 2>/dev/null && echo "vllm: importable" || echo "vllm: not installed on this machine (HF generate backend used)"

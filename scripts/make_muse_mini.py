@@ -86,6 +86,7 @@ NEWS_FILLER = [
 # from the seeded rng: faker's month_name() draws a date up to *now*, so its output changed with the calendar
 MONTHS = calendar.month_name[1:]
 
+
 def news_doc(fake: faker.Faker, rng: random.Random) -> tuple[str, list[dict]]:
     """One fictitious news article and the QA pairs its facts answer."""
     sector = rng.choice(sorted(SECTORS))

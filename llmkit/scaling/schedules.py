@@ -86,14 +86,19 @@ def _value(text: str):
         return text
 
 
-def parse_spec(spec: str) -> tuple[str, dict]:
-    """`name:key=value,...` -> (name, keyword arguments of SCHEDULES[name]), validated."""
+def _split_spec(spec: str) -> tuple[str, list[str]]:
+    """`name:key=value,...` -> (name, ["key=value", ...]) as written."""
     name, _, rest = spec.partition(":")
-    name = name.strip()
+    return name.strip(), [p.strip() for p in rest.split(",") if p.strip()]
+
+
+def parse_schedule(spec: str) -> np.ndarray:
+    """`name:key=value,...` -> LR per step (0..steps)."""
+    name, items = _split_spec(spec)
     if name not in SCHEDULES:
         raise LlmkitError(f"schedule spec {spec!r}: unknown schedule {name!r}{did_you_mean(name, SCHEDULES)}")
     kwargs = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
+    for item in items:
         key, eq, text = item.partition("=")
         if not eq:
             raise LlmkitError(f"schedule spec {spec!r}: {item!r} is not key=value")
@@ -109,28 +114,23 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     for key in ("steps", "warmup"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
-    return name, kwargs
-
-
-def parse_schedule(spec: str) -> np.ndarray:
-    """`name:key=value,...` -> LR per step (0..steps)."""
-    name, kwargs = parse_spec(spec)
-    return SCHEDULES[name](**kwargs)
+    return fn(**kwargs)
 
 
 def wsd_sweep(spec: str, cooldowns=(0.1, 0.2, 0.3, 0.4, 0.5), shapes=("linear", "1-sqrt", "cosine")) -> list[str]:
-    """WSD specs with `spec`'s peak, steps, warmup and min, one per cooldown fraction and shape: the what-if grid."""
-    parse_spec(spec)  # validated; the shared parts keep the user's spelling, so labels can drop them
-    items = [item.strip() for item in spec.partition(":")[2].split(",")]
-    shared = ",".join(item for item in items if item.partition("=")[0].strip() in ("peak", "steps", "warmup", "min"))
+    """WSD specs with `spec`'s peak, steps, warmup and min, one per cooldown fraction and shape: the what-if grid.
+
+    The shared parts keep the user's spelling, so `short_labels` can drop them; each spec is validated when parsed."""
+    shared = ",".join(item for item in _split_spec(spec)[1] if item.partition("=")[0].strip() in ("peak", "steps", "warmup", "min"))
     return [f"wsd:{shared},cooldown={c:g},shape={shape}" for c in cooldowns for shape in shapes]
 
 
 def short_labels(specs: list[str]) -> list[str]:
     """Schedule specs without the key=value parts they all share: 'wsd:peak=3e-4,steps=9,cooldown=0.2' -> 'wsd cooldown=0.2'."""
-    parts = [spec.replace(":", ",", 1).split(",") for spec in specs]
-    shared = set.intersection(*(set(p[1:]) for p in parts)) if len(parts) > 1 else set()
-    return [" ".join([p[0]] + [kv for kv in p[1:] if kv not in shared]) for p in parts]
+    parts = [_split_spec(spec) for spec in specs]
+    shared = set.intersection(*(set(items) for _, items in parts)) if len(parts) > 1 else set()
+    return [" ".join([name] + [kv for kv in items if kv not in shared]) for name, items in parts]
+
 
 def read_lr_csv(path: str | Path) -> np.ndarray:
     """A `step,lr` CSV -> LR per step 0..last step; steps between rows are linearly interpolated, gaps flagged."""

@@ -236,7 +236,6 @@ def idk_sft(template_logps, template_mask, *, retain_logps=None, retain_mask=Non
     return _with_retain(nll_template, {"nll_template": nll_template.detach()}, retain_logps, retain_mask, alpha)
 
 
-
 @dataclass(frozen=True)
 class LossSpec:
     """A loss function and the data streams the trainer must load for it."""

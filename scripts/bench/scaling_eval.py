@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau
 
-from llmkit.scaling.fit import Curve, fit, predict, write_json
+from llmkit.scaling.fit import Curve, fit, holdout_metrics, predict, write_json
 from llmkit.scaling.logs import read_log
 from llmkit.scaling.schedules import parse_schedule
 
@@ -91,7 +91,7 @@ def evaluate(curves: dict, law: str, options: dict, n_boot: int) -> dict:
 def in_sample_floor(curves: dict, law: str, options: dict) -> float:
     """PredE on the unseen curves of a fit that saw all nine: what the law's form allows there at best."""
     fitted = fit(list(curves.values()), law, options, n_boot=0)
-    return float(np.mean([np.mean(np.abs(predict(fitted, c.lr, c.step)[0] - c.loss) / c.loss)
+    return float(np.mean([holdout_metrics(c.loss, *predict(fitted, c.lr, c.step))["pred_e"]
                           for name, c in curves.items() if name not in TRAIN]))
 
 
