@@ -216,6 +216,10 @@ def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):
         assert row["schedule"] == spec and row["final_loss"] == pytest.approx(predict(fitted, lr, np.array([3000]))[0][0])
     assert sum(r["p_best"] for r in table) == pytest.approx(1.0)
     assert (tmp_path / "pred_compare.png").stat().st_size > 0
+    bad = tmp_path / "bad.csv"
+    with pytest.raises(LlmkitError, match="unknown key 'stps'"):
+        predict_main([str(tmp_path / "fit"), "--schedule", specs[0], "--out", str(bad), "--compare", "cosine:peak=3e-4,stps=9"])
+    assert not bad.exists()
     with pytest.raises(LlmkitError, match="--sweep-wsd takes its peak"):
         predict_main([str(tmp_path / "fit"), "--lr", str(tmp_path / "lr.csv"), "--sweep-wsd"])
     with pytest.raises(LlmkitError, match="--lam-fast: not used by --law annealing"):

@@ -87,6 +87,7 @@ def predict_main(argv: list[str]) -> int:
     candidates = (args.compare or []) + (wsd_sweep(args.schedule) if args.sweep_wsd else [])
     fitted = load_fit(args.fit_dir)
     lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)
+    candidate_lrs = {spec: parse_schedule(spec) for spec in candidates}  # a bad spec fails before anything is written
     for note in support_warnings(fitted, lr):
         print(f"warning: {note}", file=sys.stderr)
     steps = np.arange(1, len(lr))
@@ -98,7 +99,7 @@ def predict_main(argv: list[str]) -> int:
     if candidates:
         from llmkit.scaling.plot import plot_schedules
 
-        schedules = {args.lr or args.schedule: lr, **{spec: parse_schedule(spec) for spec in candidates}}
+        schedules = {args.lr or args.schedule: lr, **candidate_lrs}
         table = compare_schedules(fitted, schedules)
         stem = out.with_suffix("")
         write_json(Path(f"{stem}_compare.json"), table)
