@@ -305,3 +305,17 @@ def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon(
     assert half[1] > half[0]  # 3x the fitted horizon: wider than at the horizon
     again = type(got).from_json(json.loads(json.dumps(got.to_json())))
     np.testing.assert_allclose(predict(again, lr, steps)[2], hi)
+
+
+def test_no_band_where_the_law_predicts_a_loss_at_or_below_zero():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    curves = [_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0),
+              _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.003, 1)]
+    got = fit(curves, "annealing", n_boot=10)
+    # S2 grows with the peak: C*S2 ends at 0.013 on the fitted cosine and at 4.4 with a 333x peak, past L0 = 2.5
+    lr = parse_schedule("cosine:peak=1e-1,steps=8000,warmup=200,min=0")
+    steps = np.array([1000, 7999])
+    with pytest.warns(UserWarning, match="predicts a loss <= 0"):
+        mid, lo, hi = predict(got, lr, steps)
+    assert mid[0] > 0 and np.isfinite([lo[0], hi[0]]).all() and lo[0] < mid[0] < hi[0]
+    assert mid[1] <= 0 and np.isnan([lo[1], hi[1]]).all()

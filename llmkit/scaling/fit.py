@@ -335,6 +335,7 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
         dev = np.stack([np.log(np.maximum(law.predict(t, feats, steps)[0], 1e-300)) - log_mid for t in fitted.loco])
         var = var + (n - 1) / n * np.sum((dev - dev.mean(axis=0)) ** 2, axis=0)
     half = norm.ppf((1 + level) / 2) * np.sqrt(var)  # Gaussian in log loss
+    half[mid <= 0] = np.nan  # no log-loss band around a loss <= 0 (warned above)
     return mid, mid * np.exp(-half), mid * np.exp(half)
 
 

@@ -21,15 +21,18 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     fig, (ax_loss, ax_res, ax_lr) = plt.subplots(3, 1, figsize=(9, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     lam = fitted.options.get("lam", 0.999)
+    residuals = []
     for i, c in enumerate(curves):
         color = colors[i % len(colors)]
         steps, mid, lo, hi = preds[c.name]
+        # where the law predicts loss <= 0 it no longer describes the curve (fit warns): draw nothing there
+        valid = mid > 0
         ax_loss.plot(c.step, c.loss, ".", ms=3, color=color, alpha=0.6, label=f"{c.name} (data)")
-        ax_loss.plot(steps, mid, "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
-        ax_loss.fill_between(steps, lo, hi, color=color, alpha=0.15, lw=0)
+        ax_loss.plot(steps, np.where(valid, mid, np.nan), "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
+        ax_loss.fill_between(steps, lo, hi, where=valid, color=color, alpha=0.15, lw=0)
         at = np.searchsorted(steps, c.step).clip(0, len(steps) - 1)
-        ok = steps[at] == c.step
-        ax_res.plot(c.step[ok], 100 * (c.loss[ok] / mid[at[ok]] - 1), ".", ms=3, color=color)
+        ok = (steps[at] == c.step) & valid[at]
+        residuals.append((c.step[ok], 100 * (c.loss[ok] / mid[at[ok]] - 1), color))
         lr = c.lr / fitted.lr_peak
         ax_lr.plot(np.arange(len(lr)), lr, "-", color=color, lw=1)
         if fitted.law.startswith("annealing"):  # S2 at the (slow) lam
@@ -37,10 +40,10 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
             a1, a2 = s1(warm), s2(warm, lam)
             ax_lr.plot(np.arange(len(lr)), a1 / max(a1.max(), 1e-12), ":", color=color, lw=1)
             ax_lr.plot(np.arange(len(lr)), a2 / max(np.abs(a2).max(), 1e-12), "--", color=color, lw=1)
+    _plot_residuals(ax_res, residuals, holdout_after)
     for ax in (ax_loss, ax_res, ax_lr):
         if holdout_after is not None:
             ax.axvline(holdout_after, color="grey", lw=0.8, ls="--")
-    ax_res.axhline(0, color="black", lw=0.6)
     # early-step predictions shoot up (S1 -> 0); frame the observed losses instead
     observed = np.concatenate([c.loss for c in curves])
     low, high = float(observed.min()), float(observed.max())
@@ -53,6 +56,22 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     ax_lr.set_xlabel("step")
     fig.tight_layout()
     save_figure(fig, out_png, dpi=110)
+
+
+def _plot_residuals(ax, residuals: list, holdout_after: int | None) -> None:
+    """Relative residuals framed by the fitted part: a prediction that heads for zero would otherwise squash
+    the panel into a flat line; points beyond the frame sit on its edge as triangles."""
+    fitted_part = [np.abs(r[s <= holdout_after] if holdout_after is not None else r) for s, r, _ in residuals]
+    fitted_part = np.concatenate(fitted_part) if fitted_part else np.zeros(0)
+    # 95th percentile: the first steps, where the law shoots up as S1 -> 0, would set a useless frame
+    limit = max(3 * float(np.percentile(fitted_part, 95)) if fitted_part.size else 0.0, 1.0)
+    for s, r, color in residuals:
+        inside = np.abs(r) <= limit
+        ax.plot(s[inside], r[inside], ".", ms=3, color=color)
+        ax.plot(s[r > limit], np.full(int((r > limit).sum()), limit), "^", ms=4, color=color)
+        ax.plot(s[r < -limit], np.full(int((r < -limit).sum()), -limit), "v", ms=4, color=color)
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_ylim(-1.08 * limit, 1.08 * limit)
 
 
 def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Path, points: int = 400) -> None:
