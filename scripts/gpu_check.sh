@@ -20,9 +20,12 @@ if [ "${1:-}" = "fetch" ]; then
 fi
 STEPS=${1:-300}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 LLMKIT_CACHE=/tmp/llmkit-cache TOKENIZERS_PARALLELISM=false
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 LLMKIT_CACHE=/tmp/llmkit-cache TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
+# Every check prints a {"check": ...} JSON line; progress bars push them out of a short output tail, so the whole
+# log goes to $OUT/gpu_check.log and the check lines are repeated, with the benchmark ratios, at the end.
+checks() {
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # timed CHECK COMMAND...: run COMMAND, then print its wall time as a JSON line named CHECK
 timed() {
@@ -101,3 +104,21 @@ PY
   timed muse_news_eval python3 -m llmkit.cli eval muse_news --model tiny:llama --out "$OUT/muse" --force
 fi
 python3 -c "import vllm" 2>/dev/null && echo "vllm: importable" || echo "vllm: not installed on this machine (HF generate backend used)"
+}
+checks 2>&1 | tee "$OUT/gpu_check.log"
+echo "== summary"
+grep -h '^{"check"' "$OUT/gpu_check.log" | tee "$OUT/checks.jsonl"
+python3 - "$OUT" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+if (out / "bench_unlearn.json").is_file():
+    r = json.loads((out / "bench_unlearn.json").read_text())["results"]
+    print(json.dumps({"check": "flat_vs_sft_step", "sft_ms": round(1e3 * r["sft"]["seconds_per_step"], 1),
+                      "flat_ms": round(1e3 * r["flat"]["seconds_per_step"], 1),
+                      "ratio": round(r["flat"]["seconds_per_step"] / r["sft"]["seconds_per_step"], 2)}))
+if (out / "bench_embed.json").is_file():
+    e = json.loads((out / "bench_embed.json").read_text())
+    print(json.dumps({"check": "embed_step", "ms_per_step": {k: round(v, 1) for k, v in e["ms_per_step"].items()},
+                      "kd_ratio": round(e["ratio_kd1_over_kd0"], 3), "peak_cuda_MiB": round(e["peak_cuda_mib"], 1)}))
+PY
