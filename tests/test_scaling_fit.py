@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from llmkit.errors import LlmkitError
+from llmkit.io import write_json
 from llmkit.scaling.cli import fit_main, predict_main
 from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, load_fit, predict
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
-from llmkit.scaling.schedules import parse_schedule, short_labels, wsd_sweep
+from llmkit.scaling.optimize import optimize_schedule
+from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scaling"
 if not DATA.is_dir():
@@ -279,6 +281,63 @@ def test_compare_schedules_ranks_by_final_loss():
     assert by["wsd"]["p_best"] + by["constant"]["p_best"] == pytest.approx(1.0)
     mid = predict(got, parse_schedule("constant:peak=3e-4,steps=20000,warmup=500"), np.array([20000]))[0]
     assert mid[0] == pytest.approx(by["constant"]["final_loss"])
+    # gain over the first schedule, paired per bootstrap draw, by hand
+    final = {name: np.array([LAWS["annealing"].predict(b, LAWS["annealing"].features(parse_schedule(spec) / got.lr_peak, **got.options),
+                                                         np.array([20000]))[0][0] for b in got.boot])
+             for name, spec in [("constant", "constant:peak=3e-4,steps=20000,warmup=500"), ("wsd", "wsd:peak=3e-4,steps=20000,warmup=500,cooldown=0.2,min=0")]}
+    gains = final["constant"] - final["wsd"]
+    assert by["wsd"]["gain"] == pytest.approx(by["constant"]["final_loss"] - by["wsd"]["final_loss"])
+    assert [by["wsd"]["gain_lo"], by["wsd"]["gain_hi"]] == pytest.approx(list(np.quantile(gains, [0.05, 0.95])))
+    assert by["wsd"]["p_better"] == pytest.approx(np.mean(gains > 0)) and by["constant"]["gain"] == 0 == by["constant"]["p_better"]
+
+
+def _annealing_fit(truth=(2.5, 30.0, 2e-5, 0.5)):
+    curves = [_synthetic(list(truth), "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.002, 0),
+              _synthetic(list(truth), "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.002, 1)]
+    return fit(curves, "annealing", n_boot=0)
+
+
+def _final_loss(fitted, lr):
+    law = LAWS[fitted.law]
+    return law.predict(fitted.theta, law.features(lr / fitted.lr_peak, **fitted.options), np.array([len(lr) - 1]))[0][0]
+
+
+def test_optimized_schedule_matches_a_brute_force_grid_with_one_knot():
+    got = _annealing_fit()
+    best = optimize_schedule(got, 3e-4, 8000, warmup=200, floor=3e-5, knots=1)
+    # one knot: linear from the peak at the end of warmup to floor + share * (peak - floor) at the last step
+    shares = np.linspace(0, 1, 2001)
+    grid = [_final_loss(got, parse_schedule(f"linear:peak=3e-4,steps=8000,warmup=200,min={3e-5 + u * 2.7e-4:.17g}")) for u in shares]
+    assert _final_loss(got, best) <= min(grid) + 1e-9
+    assert (best[-1] - 3e-5) / 2.7e-4 == pytest.approx(shares[int(np.argmin(grid))], abs=1e-3)
+
+
+def test_optimized_schedule_is_monotone_within_bounds_and_beats_the_usual_shapes():
+    got = _annealing_fit()
+    best = optimize_schedule(got, 3e-4, 8000, warmup=200, floor=3e-5, knots=16)
+    np.testing.assert_array_equal(best[:200], parse_schedule("constant:peak=3e-4,steps=8000,warmup=200")[:200])
+    after = best[200:]
+    assert after[0] == pytest.approx(3e-4) and np.all(np.diff(after) <= 1e-15) and after.min() >= 3e-5 - 1e-15
+    usual = ["cosine:peak=3e-4,steps=8000,warmup=200,min=3e-5", "linear:peak=3e-4,steps=8000,warmup=200,min=3e-5"]
+    usual += wsd_sweep(usual[0])
+    assert _final_loss(got, best) < min(_final_loss(got, parse_schedule(spec)) for spec in usual)
+    with pytest.raises(LlmkitError, match="needs 0 <= min < peak"):
+        optimize_schedule(got, 3e-4, 8000, floor=3e-4)
+
+
+def test_cli_optimize_writes_a_reusable_schedule(tmp_path, capsys):
+    spec = "cosine:peak=3e-4,steps=8000,warmup=200,min=3e-5"
+    fitted = _annealing_fit()
+    fitted.boot = np.repeat(fitted.theta[None], 3, axis=0)
+    write_json(tmp_path / "fit" / "params.json", fitted.to_json())
+    assert predict_main([str(tmp_path / "fit"), "--schedule", spec, "--optimize", "--knots", "8", "--out", str(tmp_path / "p.csv")]) == 0
+    assert "optimized (8 knots)" in capsys.readouterr().out
+    table = {r["schedule"]: r for r in json.loads((tmp_path / "p_compare.json").read_text())}
+    optimized_lr = read_lr_csv(tmp_path / "p_optimized_lr.csv")
+    assert len(optimized_lr) == 8001 and table["optimized (8 knots)"]["final_loss"] == pytest.approx(_final_loss(fitted, optimized_lr), rel=1e-6)
+    assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["p_better"] == 1.0
+    with pytest.raises(LlmkitError, match="--optimize takes its peak"):
+        predict_main([str(tmp_path / "fit"), "--lr", str(tmp_path / "p_optimized_lr.csv"), "--optimize"])
 
 
 def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon():

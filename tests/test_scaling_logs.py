@@ -148,6 +148,8 @@ def test_schedule_specs_against_formulas():
         parse_schedule("cosin:peak=1,steps=10")
     with pytest.raises(LlmkitError, match="did you mean 'cooldown'"):
         parse_schedule("wsd:peak=1,steps=10,coldown=0.2")
+    with pytest.raises(LlmkitError, match="min='3e-5x' is not a number"):
+        parse_schedule("cosine:peak=1,steps=10,min=3e-5x")
 
 
 noise_lines = st.lists(

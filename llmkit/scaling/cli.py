@@ -67,9 +67,9 @@ def fit_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    """llmkit predict FIT_DIR (--lr LR.csv | --schedule SPEC) [--out PRED.csv] [--compare SPEC ...] [--sweep-wsd]"""
+    """llmkit predict FIT_DIR (--lr LR.csv | --schedule SPEC) [--out PRED.csv] [--compare SPEC ...] [--sweep-wsd] [--optimize]"""
     from llmkit.scaling.fit import compare_schedules, load_fit, predict, support_warnings
-    from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
+    from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, spec_settings, wsd_sweep
 
     p = argparse.ArgumentParser(prog="llmkit predict", description="Predict the loss curve of a fitted law under an LR schedule.")
     p.add_argument("fit_dir", metavar="FIT_DIR")
@@ -81,33 +81,47 @@ def predict_main(argv: list[str]) -> int:
                    help="also rank these schedules by predicted final loss: table, PRED_compare.json and PRED_compare.png")
     p.add_argument("--sweep-wsd", action="store_true",
                    help="also rank WSD schedules with --schedule's peak, steps, warmup and min: cooldown 10-50%% x linear, 1-sqrt, cosine")
+    p.add_argument("--optimize", action="store_true",
+                   help="also find the monotone schedule with the lowest predicted final loss (--schedule's peak, steps, warmup "
+                        "and min, default 0), rank it and write it to PRED_optimized_lr.csv")
+    p.add_argument("--knots", type=int, default=24, help="--optimize: free LR points after warmup (default 24)")
     args = p.parse_args(argv)
-    if args.sweep_wsd and not args.schedule:
-        raise LlmkitError("--sweep-wsd takes its peak, steps, warmup and min from --schedule; --lr gives none of them")
+    for flag, wanted in (("--sweep-wsd", args.sweep_wsd), ("--optimize", args.optimize)):
+        if wanted and not args.schedule:
+            raise LlmkitError(f"{flag} takes its peak, steps, warmup and min from --schedule; --lr gives none of them")
     candidates = (args.compare or []) + (wsd_sweep(args.schedule) if args.sweep_wsd else [])
     fitted = load_fit(args.fit_dir)
     lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)
     candidate_lrs = {spec: parse_schedule(spec) for spec in candidates}  # a bad spec fails before anything is written
+    out = Path(args.out)
+    stem = out.with_suffix("")
+    if args.optimize:
+        from llmkit.scaling.optimize import optimize_schedule
+
+        settings = spec_settings(args.schedule)
+        optimized = optimize_schedule(fitted, settings["peak"], settings["steps"], settings["warmup"], settings["min"], args.knots)
+        candidate_lrs[f"optimized ({args.knots} knots)"] = optimized
+        atomic_write_text(Path(f"{stem}_optimized_lr.csv"), "step,lr\n" + "".join(f"{s},{v:.8g}\n" for s, v in enumerate(optimized)))
     for note in support_warnings(fitted, lr):
         print(f"warning: {note}", file=sys.stderr)
     steps = np.arange(1, len(lr))
     mid, lo, hi = predict(fitted, lr, steps)
-    out = Path(args.out)
     atomic_write_text(out, "step,loss,lo,hi\n" + "".join(f"{s},{m:.6f},{a:.6f},{b:.6f}\n"
                                                          for s, m, a, b in zip(steps, mid, lo, hi)))
     print(f"final step {steps[-1]}: loss {mid[-1]:.4f} (90% band {lo[-1]:.4f}-{hi[-1]:.4f}); wrote {out}")
-    if candidates:
+    if candidate_lrs:
         from llmkit.scaling.plot import plot_schedules
 
         schedules = {args.lr or args.schedule: lr, **candidate_lrs}
         table = compare_schedules(fitted, schedules)
-        stem = out.with_suffix("")
         write_json(Path(f"{stem}_compare.json"), table)
         plot_schedules(fitted, schedules, table, f"{stem}_compare.png")
         labels = dict(zip(schedules, short_labels(list(schedules))))
         width = max(len(label) for label in labels.values())
-        print(f"{'schedule':{width}s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s}")
+        print(f"{'schedule':{width}s} {'final':>8s} {'90% interval':>19s} {'P(best)':>8s} {'gain vs query, 90% interval':>30s} {'P(better)':>9s}")
         for row in sorted(table, key=lambda r: r["final_loss"]):
-            print(f"{labels[row['schedule']]:{width}s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f}")
-        print(f"wrote {stem}_compare.json and {stem}_compare.png")
+            print(f"{labels[row['schedule']]:{width}s} {row['final_loss']:8.4f} {row['lo']:8.4f}-{row['hi']:8.4f}  {row['p_best']:7.2f} "
+                  f"{row['gain']:+9.4f} ({row['gain_lo']:+.4f} to {row['gain_hi']:+.4f}) {row['p_better']:9.2f}")
+        print("P(best), gain intervals and P(better) come from the bootstrap refits: parameter uncertainty only")
+        print(f"wrote {stem}_compare.json and {stem}_compare.png" + (f" and {stem}_optimized_lr.csv" if args.optimize else ""))
     return 0

@@ -358,7 +358,8 @@ def warn(notes: list[str]) -> None:
 
 
 def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
-    """Final loss per candidate schedule with the `level` band of `predict` and the bootstrap probability that it is best."""
+    """Final loss per candidate schedule with the `level` band of `predict`, the bootstrap probability that it is best,
+    and its gain over the first schedule (base - candidate: > 0 is better) with a `level` interval over the same draws."""
     law = LAWS[fitted.law]
     names = list(schedules)
     bands, draws = [], []
@@ -370,9 +371,12 @@ def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[
         draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [bands[-1][0]])
     draws = np.array(draws)  # [schedules, boot]
     wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
+    gains = draws[0] - draws  # paired: each draw judges every schedule with the same parameters
+    tails = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2], axis=1)
     return [
         {"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
-         "warnings": support_warnings(fitted, schedules[n])}
+         "gain": bands[0][0] - bands[i][0], "gain_lo": float(tails[0, i]), "gain_hi": float(tails[1, i]),
+         "p_better": float(np.mean(gains[i] > 0)), "warnings": support_warnings(fitted, schedules[n])}
         for i, n in enumerate(names)
     ]
 

@@ -111,24 +111,43 @@ def parse_schedule(spec: str) -> np.ndarray:
     for key in ("peak", "steps"):
         if key not in kwargs:
             raise LlmkitError(f"schedule spec {spec!r}: missing {key}=")
+    for key, value in kwargs.items():
+        if isinstance(value, str) and key != "shape":  # shape is the only word-valued key
+            raise LlmkitError(f"schedule spec {spec!r}: {key}={value!r} is not a number")
     for key in ("steps", "warmup"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
     return fn(**kwargs)
 
 
+SHARED_KEYS = ("peak", "steps", "warmup", "min")  # what a what-if keeps from the user's schedule
+
+
 def wsd_sweep(spec: str, cooldowns=(0.1, 0.2, 0.3, 0.4, 0.5), shapes=("linear", "1-sqrt", "cosine")) -> list[str]:
     """WSD specs with `spec`'s peak, steps, warmup and min, one per cooldown fraction and shape: the what-if grid.
 
     The shared parts keep the user's spelling, so `short_labels` can drop them; each spec is validated when parsed."""
-    shared = ",".join(item for item in _split_spec(spec)[1] if item.partition("=")[0].strip() in ("peak", "steps", "warmup", "min"))
+    shared = ",".join(item for item in _split_spec(spec)[1] if item.partition("=")[0].strip() in SHARED_KEYS)
     return [f"wsd:{shared},cooldown={c:g},shape={shape}" for c in cooldowns for shape in shapes]
+
+
+def spec_settings(spec: str) -> dict:
+    """`spec`'s peak, steps, warmup and min as numbers (warmup and min default to 0), for a what-if built from it."""
+    parse_schedule(spec)  # one validation path for every spec
+    values = {"warmup": 0.0, "min": 0.0}
+    for item in _split_spec(spec)[1]:
+        key, _, text = item.partition("=")
+        if key.strip() in SHARED_KEYS:
+            values[key.strip()] = _value(text.strip())
+    return {"peak": float(values["peak"]), "steps": int(values["steps"]), "warmup": int(values["warmup"]), "min": float(values["min"])}
 
 
 def short_labels(specs: list[str]) -> list[str]:
     """Schedule specs without the key=value parts they all share: 'wsd:peak=3e-4,steps=9,cooldown=0.2' -> 'wsd cooldown=0.2'."""
     parts = [_split_spec(spec) for spec in specs]
-    shared = set.intersection(*(set(items) for _, items in parts)) if len(parts) > 1 else set()
+    # names without parts (an LR CSV, the optimised schedule) don't stop the specs from sharing theirs
+    specified = [set(items) for _, items in parts if items]
+    shared = set.intersection(*specified) if len(specified) > 1 else set()
     return [" ".join([name] + [kv for kv in items if kv not in shared]) for name, items in parts]
 
 
