@@ -307,7 +307,7 @@ def test_optimized_schedule_matches_a_brute_force_grid_with_one_knot():
     best = optimize_schedule(got, 3e-4, 8000, warmup=200, floor=3e-5, knots=1)
     # one knot: linear from the peak at the end of warmup to floor + share * (peak - floor) at the last step
     shares = np.linspace(0, 1, 2001)
-    grid = [_final_loss(got, parse_schedule(f"linear:peak=3e-4,steps=8000,warmup=200,min={3e-5 + u * 2.7e-4:.17g}")) for u in shares]
+    grid = [_final_loss(got, parse_schedule(f"linear:peak=3e-4,steps=8000,warmup=200,min={min(3e-5 + u * 2.7e-4, 3e-4):.17g}")) for u in shares]
     assert _final_loss(got, best) <= min(grid) + 1e-9
     assert (best[-1] - 3e-5) / 2.7e-4 == pytest.approx(shares[int(np.argmin(grid))], abs=1e-3)
 

@@ -178,3 +178,30 @@ def test_parsers_never_crash_on_line_noise(tmp_path, lines, fmt):
     for series in (log.loss, log.eval_loss, log.lr):
         assert np.all(np.diff(series.step) > 0)  # sorted, no duplicates
         assert np.all(np.isfinite(series.value))
+
+
+spec_values = st.one_of(
+    st.integers(-10, 3000).map(str),
+    st.floats(allow_nan=True, allow_infinity=True, width=32).map(repr),
+    st.sampled_from(["linear", "1-sqrt", "cosine", "geometric", "x", "", "1/2", "3/abc", "1e12"]),
+)
+# a plausible peak and steps first (or noise, so both paths run), then random keys with random values
+spec_items = st.tuples(
+    st.tuples(st.just("peak"), st.one_of(st.sampled_from(["3e-4", "1", "0.02"]), spec_values)),
+    st.tuples(st.just("steps"), st.one_of(st.integers(1, 3000).map(str), spec_values)),
+).flatmap(lambda base: st.lists(st.tuples(st.sampled_from(["warmup", "min", "cooldown", "shape", "gamma", "milestones", "switch",
+                                                                "second", "nope"]), spec_values), max_size=4).map(lambda extra: list(base) + extra))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(["constant", "cosine", "linear", "wsd", "multistep", "twostage", "cosin"]), items=spec_items)
+def test_schedule_specs_give_a_bounded_lr_or_one_line_error(name, items):
+    spec = f"{name}:" + ",".join(f"{k}={v}" for k, v in items)
+    try:
+        lr = parse_schedule(spec)
+    except LlmkitError as err:
+        assert "\n" not in str(err)
+        return
+    peak = float(dict(items)["peak"])
+    assert len(lr) == int(float(dict(items)["steps"])) + 1
+    assert np.all(np.isfinite(lr)) and lr.min() >= 0 and lr.max() <= peak * (1 + 1e-12)

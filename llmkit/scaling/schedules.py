@@ -114,10 +114,42 @@ def parse_schedule(spec: str) -> np.ndarray:
     for key, value in kwargs.items():
         if isinstance(value, str) and key != "shape":  # shape is the only word-valued key
             raise LlmkitError(f"schedule spec {spec!r}: {key}={value!r} is not a number")
+        if isinstance(value, list) and key != "milestones":  # and milestones the only list
+            raise LlmkitError(f"schedule spec {spec!r}: {key} takes one number, got {'/'.join(f'{v:g}' for v in value)}")
+    _check_ranges(spec, kwargs)
     for key in ("steps", "warmup"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
     return fn(**kwargs)
+
+
+MAX_STEPS = 10**8  # 800 MB of float64 LR: beyond that a typo, not a training run
+
+
+def _check_ranges(spec: str, kwargs: dict) -> None:
+    """Values that would build a meaningless schedule (or none at all) are one-line errors, not odd arrays or crashes."""
+
+    def bad(why: str):
+        raise LlmkitError(f"schedule spec {spec!r}: {why}")
+
+    peak, steps = kwargs["peak"], kwargs["steps"]
+    if not (np.isfinite(peak) and peak > 0):
+        bad(f"peak={peak:g} must be a positive number")
+    if not (np.isfinite(steps) and float(steps).is_integer() and 1 <= steps <= MAX_STEPS):
+        bad(f"steps={steps:g} must be a whole number from 1 to {MAX_STEPS:.0e}")
+    warmup = kwargs.get("warmup", 0)
+    if not (np.isfinite(warmup) and float(warmup).is_integer() and 0 <= warmup < steps):
+        bad(f"warmup={warmup:g} must be a whole number of steps below steps={steps:g}")
+    for key in ("min", "second"):
+        if key in kwargs and not 0 <= kwargs[key] <= peak:
+            bad(f"{key}={kwargs[key]:g} must lie in [0, peak={peak:g}]")
+    if "gamma" in kwargs and not 0 < kwargs["gamma"] <= 1:
+        bad(f"gamma={kwargs['gamma']:g} must lie in (0, 1]: the LR never exceeds peak")
+    if "cooldown" in kwargs and not 0 < kwargs["cooldown"] <= steps:
+        bad(f"cooldown={kwargs['cooldown']:g} must be a share of steps in (0, 1) or a step count up to steps={steps:g}")
+    for mark in np.atleast_1d(kwargs.get("milestones", [])).tolist() + [kwargs.get("switch", 0)]:
+        if not 0 <= mark <= steps:
+            bad(f"step {mark:g} (switch/milestones) lies outside 0..steps={steps:g}")
 
 
 SHARED_KEYS = ("peak", "steps", "warmup", "min")  # what a what-if keeps from the user's schedule
