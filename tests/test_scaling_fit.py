@@ -336,6 +336,8 @@ def test_cli_optimize_writes_a_reusable_schedule(tmp_path, capsys):
     optimized_lr = read_lr_csv(tmp_path / "p_optimized_lr.csv")
     assert len(optimized_lr) == 8001 and table["optimized (8 knots)"]["final_loss"] == pytest.approx(_final_loss(fitted, optimized_lr), rel=1e-6)
     assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["p_better"] == 1.0
+    with pytest.raises(LlmkitError, match="at least 1 knot"):
+        predict_main([str(tmp_path / "fit"), "--schedule", spec, "--optimize", "--knots", "0", "--out", str(tmp_path / "p.csv")])
     with pytest.raises(LlmkitError, match="--optimize takes its peak"):
         predict_main([str(tmp_path / "fit"), "--lr", str(tmp_path / "p_optimized_lr.csv"), "--optimize"])
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from llmkit.errors import LlmkitError
 from llmkit.scaling.logs import FORMATS, read_log
-from llmkit.scaling.schedules import lr_per_step, parse_schedule
+from llmkit.scaling.schedules import lr_per_step, parse_schedule, read_lr_csv
 
 FIX = Path(__file__).parent / "fixtures" / "scaling"
 
@@ -205,3 +205,12 @@ def test_schedule_specs_give_a_bounded_lr_or_one_line_error(name, items):
     peak = float(dict(items)["peak"])
     assert len(lr) == int(float(dict(items)["steps"])) + 1
     assert np.all(np.isfinite(lr)) and lr.min() >= 0 and lr.max() <= peak * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("row, why", [("10,nan", "lr a finite number"), ("10,-1e-4", "lr a finite number"), ("-3,1e-4", "step must be >= 0"),
+                                      ("inf,1e-4", "not a number"), ("10,x", "not a number")])
+def test_lr_csv_rejects_bad_rows_naming_file_and_line(tmp_path, row, why):
+    path = tmp_path / "lr.csv"
+    path.write_text(f"step,lr\n0,0\n{row}\n20,1e-4\n")
+    with pytest.raises(LlmkitError, match=rf"lr\.csv:3: .*{why}"):
+        read_lr_csv(path)

@@ -27,6 +27,8 @@ def optimize_schedule(fitted, peak: float, steps: int, warmup: int = 0, floor: f
     """The knot schedule with the lowest predicted final loss under `fitted` (a fit.Fit); LR per step 0..steps."""
     if not 0 <= floor < peak:
         raise LlmkitError(f"schedule optimisation needs 0 <= min < peak, got min={floor:g}, peak={peak:g}")
+    if knots < 1:
+        raise LlmkitError(f"schedule optimisation needs at least 1 knot, got {knots}")
     if steps - warmup < knots:
         raise LlmkitError(f"schedule optimisation: {steps - warmup} steps after warmup for {knots} knots")
     law = LAWS[fitted.law]

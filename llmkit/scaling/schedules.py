@@ -196,8 +196,10 @@ def read_lr_csv(path: str | Path) -> np.ndarray:
         try:
             steps.append(int(float(row["step"])))
             lrs.append(float(row["lr"]))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise LlmkitError(f"{path}:{i}: step/lr is not a number: {row}") from None
+        if not (np.isfinite(lrs[-1]) and lrs[-1] >= 0 and steps[-1] >= 0):
+            raise LlmkitError(f"{path}:{i}: step must be >= 0 and lr a finite number >= 0, got step={row['step']} lr={row['lr']}")
     lr, _ = lr_per_step(np.array(steps), np.array(lrs), int(max(steps)), str(path))
     return lr
 
