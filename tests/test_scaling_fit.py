@@ -380,3 +380,17 @@ def test_no_band_where_the_law_predicts_a_loss_at_or_below_zero():
         mid, lo, hi = predict(got, lr, steps)
     assert mid[0] > 0 and np.isfinite([lo[0], hi[0]]).all() and lo[0] < mid[0] < hi[0]
     assert mid[1] <= 0 and np.isnan([lo[1], hi[1]]).all()
+
+
+@pytest.mark.parametrize("law, options, why", [
+    ("annealing", {"lam": 1.0}, r"lam=1: the S2 momentum must lie in \[0, 1\)"),
+    ("annealing", {"lam": -0.1}, "lam=-0.1"),
+    ("annealing_2scale", {"lam_fast": 0.9995}, r"lam_fast=0.9995 must lie in \[0, lam=0.999\)"),
+    ("multi_power", {"bin_steps": 0}, "bin_steps=0"),
+])
+def test_fit_rejects_options_outside_their_range(law, options, why):
+    curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=2000,warmup=100,min=0", 100, 0.0, 0)
+    with pytest.raises(LlmkitError, match=why):
+        fit([curve], law, options, n_boot=0)
+    with pytest.raises(LlmkitError, match="n_boot=-1"):
+        fit([curve], "annealing", n_boot=-1)

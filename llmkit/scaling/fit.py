@@ -229,8 +229,11 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     name = law_name(law)
     law_ = LAWS[name]
     options = {**law_.defaults, **(options or {})}
+    _check_options(options)
     if not curves:
         raise LlmkitError("fit: no curves given")
+    if n_boot < 0:
+        raise LlmkitError(f"fit: n_boot={n_boot} must be >= 0 (0: no intervals)")
     peak, data, kept = _prepare(curves, law_, options, min_step, max_step)
     n = sum(len(s) for _, s, _ in data)
     if n < len(law_.params) + 1:
@@ -253,6 +256,17 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
     return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+
+
+def _check_options(options: dict) -> None:
+    """Momenta outside [0, 1) make S2 blow up or oscillate, and a "fast" momentum that is not faster swaps the two terms."""
+    lam, fast = options.get("lam"), options.get("lam_fast")
+    if lam is not None and not 0 <= lam < 1:
+        raise LlmkitError(f"lam={lam:g}: the S2 momentum must lie in [0, 1)")
+    if fast is not None and not 0 <= fast < lam:
+        raise LlmkitError(f"lam_fast={fast:g} must lie in [0, lam={lam:g}): it is the faster-decaying momentum")
+    if "bin_steps" in options and not (float(options["bin_steps"]).is_integer() and options["bin_steps"] >= 1):
+        raise LlmkitError(f"bin_steps={options['bin_steps']}: must be a whole number >= 1")
 
 
 def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
