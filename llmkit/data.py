@@ -95,7 +95,8 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         try:
             ds = datasets.load_dataset(dataset, config, split=split)
         except Exception as err:  # the hub raises many types; one line is what the user needs
-            raise LlmkitError(f"dataset: could not load {source}: {str(err).splitlines()[0]}") from None
+            hint = "; without network, HF_HUB_OFFLINE=1 loads llmkit's bundled mini copy" if dataset in BUNDLED else ""
+            raise LlmkitError(f"dataset: could not load {source}: {str(err).splitlines()[0]}{hint}") from None
     missing = [c for c in columns if c not in ds.column_names]
     if missing:
         raise LlmkitError(f"{source}: missing column {missing[0]!r}; columns are {ds.column_names}")

@@ -1,6 +1,7 @@
 """The TOFU suite end to end on the tiny model and tofu-mini: outputs, caching, references and bad input."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,8 +68,19 @@ def test_bad_input_is_one_line(first_run, tmp_path):
         (["eval/tofu_forget05.yaml", "--model", "tiny:llama-xs", "--reference", ref], "forget split 'forget01', but this suite evaluates 'forget05'"),
         (["tofu_forgt01", "--model", "tiny:llama-xs"], "did you mean 'tofu_forget01'"),
         (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--forget_splt", "forget01"], "did you mean 'forget_split'"),
+        (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--reference", str(tmp_path / "none.json")], "--reference .*none.json not found"),
     ]
     for argv, message in cases:
         with pytest.raises(LlmkitError, match=message) as err:
             main([*argv, "--out", str(tmp_path), *FAST])
         assert "\n" not in str(err.value)
+
+
+def test_suite_names_resolve_from_any_directory(monkeypatch, tmp_path):
+    from llmkit.evals.cli import SUITE_DIRS, resolve_suite
+
+    monkeypatch.chdir(tmp_path)  # no ./eval here: the checkout's suites answer
+    assert resolve_suite("tofu_forget10") == SUITE_DIRS[1] / "tofu_forget10.yaml"
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "tofu_forget10.yaml").write_text("benchmark: tofu\n")
+    assert resolve_suite("tofu_forget10") == Path("eval") / "tofu_forget10.yaml"  # a user's own suite wins

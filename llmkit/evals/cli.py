@@ -1,6 +1,6 @@
 """`llmkit eval SUITE --model PATH [--reference FILE] [--out DIR] [--force] [--backend auto|hf|vllm] [--key value ...]`
 
-SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/). Any suite key can
+SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/, then llmkit's eval/). Any suite key can
 be overridden with `--key value`. Writes <out>/eval/<suite>.json (per-item values and generations),
 <suite>_summary.json and .md (the reported numbers, and `collapsed` with its reason: see evals/collapse.py) and
 <suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model).
@@ -20,17 +20,21 @@ from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
 
 
+# ./eval first (a user's own suites win), then the suites of the llmkit checkout, so a name works from any directory
+SUITE_DIRS = (Path("eval"), Path(__file__).resolve().parents[2] / "eval")
+
+
 def resolve_suite(name: str) -> Path:
-    """A suite YAML path, or the name of one in ./eval/."""
+    """A suite YAML path, or the name of one in ./eval/ or llmkit's eval/."""
     path = Path(name)
     if path.is_file():
         return path
-    candidate = Path("eval") / f"{name}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = sorted(p.stem for p in Path("eval").glob("*.yaml"))
-    raise LlmkitError(f"suite {name!r} not found (no such file, nor eval/{path.stem}.yaml)"
-                      f"{did_you_mean(path.stem, known)}")
+    for folder in SUITE_DIRS:
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    known = sorted({p.stem for folder in SUITE_DIRS for p in folder.glob("*.yaml")})
+    hint = did_you_mean(path.stem, known) or "; suites: " + ", ".join(known)
+    raise LlmkitError(f"suite {name!r} not found (no such file, nor {name}.yaml in ./eval or {SUITE_DIRS[1]}){hint}")
 
 
 def load_model(path: str):
@@ -93,6 +97,10 @@ def main(argv: list[str]) -> int:
         raise LlmkitError(f"{suite_path}: benchmark {benchmark!r} is not one of {sorted(SUITES)}"
                           f"{did_you_mean(benchmark, SUITES)}")
     model_path = check_model_path(args.model, "--model")
+    if args.reference:  # a bad reference fails now, not after minutes of generation
+        from llmkit.io import read_json_object
+
+        read_json_object(args.reference, "--reference")
     # a tiny: model lives in the shared build cache, which is no place for results
     in_model_dir = Path(model_path).is_dir() and not args.model.startswith("tiny:")
     out_dir = Path(args.out or (model_path if in_model_dir else ".")) / "eval"
