@@ -33,7 +33,8 @@ def _cuda_available() -> bool:
 def gradient_accumulation(global_batch: int, micro_batch: int, world: int) -> int:
     """global = micro × world × accumulation, exactly, or a one-line error."""
     if global_batch <= 0:
-        raise LlmkitError("missing recipe key 'global_batch_size' (sequences per optimizer step over all devices)")
+        what = "missing recipe key 'global_batch_size'" if global_batch == 0 else f"global_batch_size {global_batch} must be > 0"
+        raise LlmkitError(f"{what} (sequences per optimizer step over all devices)")
     steps, remainder = divmod(global_batch, micro_batch * world)
     if remainder or steps == 0:
         raise LlmkitError(f"global_batch_size {global_batch} is not a multiple of per_device_train_batch_size "

@@ -88,7 +88,7 @@ def test_gradient_accumulation_from_global_batch(global_batch, micro, world, exp
     assert gradient_accumulation(global_batch, micro, world) == expected
 
 
-@pytest.mark.parametrize("global_batch, micro, world", [(30, 4, 2), (4, 8, 1), (0, 1, 1)])
+@pytest.mark.parametrize("global_batch, micro, world", [(30, 4, 2), (4, 8, 1), (0, 1, 1), (-8, 1, 1)])
 def test_gradient_accumulation_that_does_not_divide_fails(global_batch, micro, world):
     with pytest.raises(LlmkitError, match="global_batch_size"):
         gradient_accumulation(global_batch, micro, world)
