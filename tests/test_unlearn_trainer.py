@@ -190,6 +190,11 @@ def test_bad_recipe_values_name_the_recipe(tmp_path):
         train_main([str(unlearn_recipe(tmp_path, "b", beta=0.1))])
     with pytest.raises(LlmkitError, match=r"needs retain data"):
         train_main([str(unlearn_recipe(tmp_path, "gd", loss="grad_diff", divergence=None))])
+    with pytest.raises(LlmkitError, match=r"divergence: unknown 'klx'; did you mean 'kl'"):
+        train_main([str(unlearn_recipe(tmp_path, "klx", divergence="klx"))])
+    with pytest.raises(LlmkitError, match=r"reduction: unknown 'mean'; known: paper, reference"):
+        train_main([str(unlearn_recipe(tmp_path, "mean", reduction="mean"))])
+    assert not (tmp_path / "runs").exists()  # refused before any run directory was made
 
 
 def test_answers_cut_away_by_max_length_are_dropped(tiny_tokenizer, forget_rows):

@@ -134,7 +134,7 @@ def flat(
         p_forget = _reference_prob(forget_logps, forget_mask, padded_length)  # scalar
         p_template = _reference_prob(template_logps, template_mask, padded_length)  # scalar
     else:
-        raise LlmkitError(f"reduction: unknown {reduction!r}{did_you_mean(reduction, ('paper', 'reference'), list_known=True)}")
+        raise LlmkitError(f"reduction: unknown {reduction!r}{did_you_mean(reduction, REDUCTIONS, list_known=True)}")
     term_template = (-g(p_template)).mean()
     term_forget = f_of_g(p_forget).mean()
     parts = {"p_forget": p_forget.mean(), "p_template": p_template.mean(),
@@ -254,6 +254,7 @@ def get_loss(name: str) -> LossSpec:
 _LOG2 = math.log(2.0)
 
 # name → (g*(v), f*(g*(v))), f-GAN convention; v is an answer probability in [0, 1].
+REDUCTIONS = ("paper", "reference")  # flat: the paper's per-example mean, or the released code's padded one
 DIVERGENCES = {
     "kl": (lambda v: v, lambda v: torch.exp(v - 1.0)),
     "pearson": (lambda v: v, lambda v: v * v / 4.0 + v),
