@@ -43,6 +43,12 @@ def test_recipe_errors_name_the_file(tmp_path):
         main([str(_recipe(tmp_path, pooling="eso"))])
     with pytest.raises(LlmkitError, match=r"recipe\.yaml: MiningArgs: relative_margin / absolute_margin"):
         main([str(_recipe(tmp_path, absolute_margin=1.0))])
+    with pytest.raises(LlmkitError, match=r"MiningArgs: relative_margin 2: must lie in \[0, 1\)"):
+        main([str(_recipe(tmp_path, relative_margin=2.0))])
+    with pytest.raises(LlmkitError, match=r"MiningArgs: num_negatives 0: must be >= 1"):
+        main([str(_recipe(tmp_path, num_negatives=0))])
+    with pytest.raises(LlmkitError, match=r"EmbedArgs: kd_weight -1: must be >= 0"):
+        main([str(_recipe(tmp_path, kd_weight=-1.0))])
     with pytest.raises(LlmkitError, match=r"mined_dir: .*mined does not exist; run `llmkit mine .*recipe\.yaml` first"):
         main([str(_recipe(tmp_path))])
 

@@ -57,6 +57,13 @@ class MiningArgs:
         if (self.relative_margin is None) == (self.absolute_margin is None):
             # ValueError: the recipe loader reports it with the recipe's file name
             raise ValueError("relative_margin / absolute_margin: set exactly one of the two")
+        if self.relative_margin is not None and not 0 <= self.relative_margin < 1:
+            raise ValueError(f"relative_margin {self.relative_margin:g}: must lie in [0, 1) (keep n iff t(q,n) < (1 - margin)·t(q,d+))")
+        if self.absolute_margin is not None and self.absolute_margin < 0:
+            raise ValueError(f"absolute_margin {self.absolute_margin:g}: must be >= 0")
+        for key in ("num_negatives", "first_stage_top"):  # short groups are filled with random documents
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} {getattr(self, key)}: must be >= 1")
 
 
 def margin_keep(neg_scores: np.ndarray, pos_scores: np.ndarray, *, relative_margin: float | None = None,

@@ -53,6 +53,8 @@ class EmbedArgs:
             raise ValueError("task_prompts: missing (the JSON file of task instructions)")
         if self.temperature <= 0 or self.teacher_temperature <= 0:
             raise ValueError("temperature / teacher_temperature: must be > 0")
+        if self.kd_weight < 0:
+            raise ValueError(f"kd_weight {self.kd_weight:g}: must be >= 0 (0 = InfoNCE only)")
 
 
 # The sentence-transformers trainer has no padding-aware token count.
