@@ -13,14 +13,14 @@ from scipy.optimize import minimize
 
 from llmkit.errors import LlmkitError
 from llmkit.scaling.laws import LAWS
-from llmkit.scaling.schedules import _warmup_then
+from llmkit.scaling.schedules import warmup_then
 
 
 def knot_schedule(shares: np.ndarray, peak: float, steps: int, warmup: int, floor: float) -> np.ndarray:
     """LR per step 0..steps: warmup to `peak`, then through the knots whose heights are running products of `shares`."""
     heights = floor + (peak - floor) * np.concatenate([[1.0], np.cumprod(shares)])
     at = np.linspace(warmup, steps, len(heights))
-    return _warmup_then(peak, steps, warmup, lambda t: np.interp(t, at, heights))
+    return warmup_then(peak, steps, warmup, lambda t: np.interp(t, at, heights))
 
 
 def optimize_schedule(fitted, peak: float, steps: int, warmup: int = 0, floor: float = 0.0, knots: int = 24) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from llmkit.errors import LlmkitError, did_you_mean
 
 
-def _warmup_then(peak: float, steps: int, warmup: int, after) -> np.ndarray:
+def warmup_then(peak: float, steps: int, warmup: int, after) -> np.ndarray:
     """Linear 0 -> peak over `warmup` steps (np.linspace(0, peak, warmup), as in MPL), then `after(t)` for t >= warmup."""
     t = np.arange(steps + 1, dtype=np.float64)
     lr = np.empty(steps + 1)
@@ -28,19 +28,19 @@ def _warmup_then(peak: float, steps: int, warmup: int, after) -> np.ndarray:
 
 def constant(peak, steps, warmup=0):
     """Peak LR after warmup."""
-    return _warmup_then(peak, steps, warmup, lambda t: np.full_like(t, peak))
+    return warmup_then(peak, steps, warmup, lambda t: np.full_like(t, peak))
 
 
 def cosine(peak, steps, warmup=0, min=0.0):
     """Cosine from peak at the end of warmup to `min` at `steps`."""
     span = max(steps - warmup, 1)
-    return _warmup_then(peak, steps, warmup, lambda t: min + 0.5 * (peak - min) * (1 + np.cos(np.pi * (t - warmup) / span)))
+    return warmup_then(peak, steps, warmup, lambda t: min + 0.5 * (peak - min) * (1 + np.cos(np.pi * (t - warmup) / span)))
 
 
 def linear(peak, steps, warmup=0, min=0.0):
     """Linear from peak at the end of warmup to `min` at `steps`."""
     span = max(steps - warmup, 1)
-    return _warmup_then(peak, steps, warmup, lambda t: peak - (peak - min) * (t - warmup) / span)
+    return warmup_then(peak, steps, warmup, lambda t: peak - (peak - min) * (t - warmup) / span)
 
 
 COOLDOWN_SHAPES = {
@@ -64,18 +64,18 @@ def wsd(peak, steps, warmup=0, cooldown=0.2, shape="linear", min=0.0):
         u = np.clip((t - start) / max(length, 1), 0.0, 1.0)
         return np.where(t < start, peak, COOLDOWN_SHAPES[shape](peak, min, u))
 
-    return _warmup_then(peak, steps, warmup, after)
+    return warmup_then(peak, steps, warmup, after)
 
 
 def multistep(peak, steps, warmup=0, milestones=(), gamma=0.1):
     """Peak, multiplied by `gamma` at each milestone step."""
     marks = np.sort(np.atleast_1d(np.asarray(milestones, dtype=np.float64)))
-    return _warmup_then(peak, steps, warmup, lambda t: peak * gamma ** np.searchsorted(marks, t, side="right"))
+    return warmup_then(peak, steps, warmup, lambda t: peak * gamma ** np.searchsorted(marks, t, side="right"))
 
 
 def twostage(peak, steps, warmup=0, switch=0, second=0.0):
     """Peak until `switch`, then the constant `second` (MPL's wsdcon curves)."""
-    return _warmup_then(peak, steps, warmup, lambda t: np.where(t < switch, peak, second))
+    return warmup_then(peak, steps, warmup, lambda t: np.where(t < switch, peak, second))
 
 
 def _value(text: str):
