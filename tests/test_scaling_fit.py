@@ -10,7 +10,7 @@ import pytest
 from llmkit.errors import LlmkitError
 from llmkit.io import write_json
 from llmkit.scaling.cli import fit_main, predict_main
-from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, load_fit, predict
+from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, held_at_peak, load_curves, load_fit, predict
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
 from llmkit.scaling.optimize import optimize_schedule
 from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
@@ -188,6 +188,15 @@ def test_fit_run_on_short_noisy_finetune_curve(tmp_path):
     pred = json.loads((tmp_path / "fit" / "pred.json").read_text())
     held = pred["curves"][0]["holdout"]
     assert held["n"] == 80 and np.isfinite(held["pred_e"])
+    # the annealing gain: the fitted law's final loss with the LR held at its peak after warmup, minus the real one
+    fitted, curve = load_fit(tmp_path / "fit"), load_curves([run])[0][0]
+    lr_held = curve.lr.copy()
+    lr_held[int(np.argmax(curve.lr)):] = curve.lr.max()
+    np.testing.assert_array_equal(held_at_peak(curve.lr), lr_held)
+    final = np.array([curve.horizon])
+    gain = predict(fitted, lr_held, final)[0][0] - predict(fitted, curve.lr, final)[0][0]
+    assert pred["curves"][0]["decay_gain_final"] == pytest.approx(gain)
+    assert f"LR decay gains {gain:+.4f}" in (tmp_path / "fit" / "summary.txt").read_text()
 
 
 def test_cli_fit_then_predict_roundtrip(tmp_path, capsys):

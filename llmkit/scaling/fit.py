@@ -312,6 +312,14 @@ def _bootstrap(theta, law, data, delta, n_boot, seed):
     return np.array(draws)
 
 
+def held_at_peak(lr: np.ndarray) -> np.ndarray:
+    """The same run without annealing: its warmup, then the peak LR to the end. The law's loss gap between the two
+    is the gain that the schedule's LR decay buys."""
+    held = lr.copy()
+    held[warmup_end(lr):] = lr.max()
+    return held
+
+
 def support_warnings(fitted: Fit, lr: np.ndarray) -> list[str]:
     """Where a query schedule leaves what the fit saw: another peak LR, LR increases after warmup, a much longer horizon."""
     notes = []
@@ -475,12 +483,14 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
         obs = c.loss[(c.step >= 1) & (c.step <= c.horizon)]
         held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
         idx = at - 1
+        held_final = predict(fitted, held_at_peak(c.lr), steps[-1:])[0][0]
         per_curve.append({
             "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
             "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
             "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
             "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
             "pred_final": {"step": int(c.horizon), "loss": float(mid[-1]), "lo": float(lo[-1]), "hi": float(hi[-1])},
+            "decay_gain_final": float(held_final - mid[-1]),
         })
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
     params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
@@ -507,6 +517,7 @@ def summary(fitted: Fit, per_curve: list[dict]) -> str:
         h = c["holdout"]
         held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
         f = c["pred_final"]
-        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{held}")
+        gain = f" (LR decay gains {c['decay_gain_final']:+.4f} over holding the peak)" if c["decay_gain_final"] else ""
+        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}")
     lines += [f"  warning: {w}" for w in fitted.warnings]
     return "\n".join(lines)

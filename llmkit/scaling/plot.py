@@ -16,7 +16,8 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmkit.scaling.laws import as_peak_warmup, s1, s2
+    from llmkit.scaling.fit import held_at_peak, predict
+    from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
 
     fig, (ax_loss, ax_res, ax_lr) = plt.subplots(3, 1, figsize=(9, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -30,6 +31,11 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
         ax_loss.plot(c.step, c.loss, ".", ms=3, color=color, alpha=0.6, label=f"{c.name} (data)")
         ax_loss.plot(steps, np.where(valid, mid, np.nan), "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
         ax_loss.fill_between(steps, lo, hi, where=valid, color=color, alpha=0.15, lw=0)
+        held = held_at_peak(c.lr)
+        if LAWS[fitted.law].uses_lr and not np.array_equal(held, c.lr):  # an annealed curve: show what the decay buys
+            plateau = predict(fitted, held, steps)[0]
+            ax_loss.plot(steps, np.where(plateau > 0, plateau, np.nan), "--", lw=0.8, color=color, alpha=0.7,
+                         label=f"{c.name}, LR held at peak")
         at = np.searchsorted(steps, c.step).clip(0, len(steps) - 1)
         ok = (steps[at] == c.step) & valid[at]
         residuals.append((c.step[ok], 100 * (c.loss[ok] / mid[at[ok]] - 1), color))
