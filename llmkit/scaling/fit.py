@@ -490,7 +490,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
             "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
             "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
             "pred_final": {"step": int(c.horizon), "loss": float(mid[-1]), "lo": float(lo[-1]), "hi": float(hi[-1])},
-            "decay_gain_final": float(held_final - mid[-1]),
+            "decay_gain_final": float(held_final - mid[-1]) if mid[-1] > 0 else None,  # no gain below a loss of 0
         })
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
     params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
@@ -517,7 +517,7 @@ def summary(fitted: Fit, per_curve: list[dict]) -> str:
         h = c["holdout"]
         held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
         f = c["pred_final"]
-        gain = f" (LR decay gains {c['decay_gain_final']:+.4f} over holding the peak)" if c["decay_gain_final"] else ""
+        gain = f" (LR decay gains {c['decay_gain_final']:+.4f} over holding the peak)" if c["decay_gain_final"] else ""  # 0 or None
         lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}")
     lines += [f"  warning: {w}" for w in fitted.warnings]
     return "\n".join(lines)
