@@ -94,6 +94,12 @@ def _split_spec(spec: str) -> tuple[str, list[str]]:
 
 def parse_schedule(spec: str) -> np.ndarray:
     """`name:key=value,...` -> LR per step (0..steps)."""
+    name, kwargs = _spec_kwargs(spec)
+    return SCHEDULES[name](**kwargs)
+
+
+def _spec_kwargs(spec: str) -> tuple[str, dict]:
+    """A spec's schedule name and its validated keyword values (steps and warmup as ints)."""
     name, items = _split_spec(spec)
     if name not in SCHEDULES:
         raise LlmkitError(f"schedule spec {spec!r}: unknown schedule {name!r}{did_you_mean(name, SCHEDULES)}")
@@ -120,7 +126,7 @@ def parse_schedule(spec: str) -> np.ndarray:
     for key in ("steps", "warmup"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
-    return fn(**kwargs)
+    return name, kwargs
 
 
 MAX_STEPS = 10**8  # 800 MB of float64 LR: beyond that a typo, not a training run
@@ -165,13 +171,8 @@ def wsd_sweep(spec: str, cooldowns=(0.1, 0.2, 0.3, 0.4, 0.5), shapes=("linear", 
 
 def spec_settings(spec: str) -> dict:
     """`spec`'s peak, steps, warmup and min as numbers (warmup and min default to 0), for a what-if built from it."""
-    parse_schedule(spec)  # one validation path for every spec
-    values = {"warmup": 0.0, "min": 0.0}
-    for item in _split_spec(spec)[1]:
-        key, _, text = item.partition("=")
-        if key.strip() in SHARED_KEYS:
-            values[key.strip()] = _value(text.strip())
-    return {"peak": float(values["peak"]), "steps": int(values["steps"]), "warmup": int(values["warmup"]), "min": float(values["min"])}
+    kwargs = {"warmup": 0, "min": 0.0} | _spec_kwargs(spec)[1]
+    return {key: kwargs[key] for key in SHARED_KEYS}
 
 
 def short_labels(specs: list[str]) -> list[str]:
