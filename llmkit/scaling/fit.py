@@ -312,6 +312,12 @@ def _bootstrap(theta, law, data, delta, n_boot, seed):
     return np.array(draws)
 
 
+def point_prediction(fitted: Fit, lr: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """The fitted law's loss at `steps` for the absolute LR array `lr`, without a band (see `predict`)."""
+    law = LAWS[fitted.law]
+    return law.predict(fitted.theta, law.features(lr / fitted.lr_peak, **fitted.options), np.asarray(steps))[0]
+
+
 def held_at_peak(lr: np.ndarray) -> np.ndarray:
     """The same run without annealing: its warmup, then the peak LR to the end. The law's loss gap between the two
     is the gain that the schedule's LR decay buys."""
@@ -478,19 +484,22 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     for c in curves:
         steps = np.arange(1, c.horizon + 1)
         mid, lo, hi = predict(fitted, c.lr, steps)
-        preds[c.name] = (steps, mid, lo, hi)
+        held = held_at_peak(c.lr)
+        # the same run with the LR held at its peak: the law's answer to "what did the decay buy?"
+        plateau = point_prediction(fitted, held, steps) if LAWS[fitted.law].uses_lr and not np.array_equal(held, c.lr) else None
+        preds[c.name] = (steps, mid, lo, hi, plateau)
         at = c.step[(c.step >= 1) & (c.step <= c.horizon)]
         obs = c.loss[(c.step >= 1) & (c.step <= c.horizon)]
         held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
         idx = at - 1
-        held_final = predict(fitted, held_at_peak(c.lr), steps[-1:])[0][0]
         per_curve.append({
             "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
             "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
             "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
             "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
             "pred_final": {"step": int(c.horizon), "loss": float(mid[-1]), "lo": float(lo[-1]), "hi": float(hi[-1])},
-            "decay_gain_final": float(held_final - mid[-1]) if mid[-1] > 0 else None,  # no gain below a loss of 0
+            # no gain below a loss of 0; none from an LR-blind law or a curve that never decays
+            "decay_gain_final": None if mid[-1] <= 0 else 0.0 if plateau is None else float(plateau[-1] - mid[-1]),
         })
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
     params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,

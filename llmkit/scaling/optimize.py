@@ -12,7 +12,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from llmkit.errors import LlmkitError
-from llmkit.scaling.laws import LAWS
+from llmkit.scaling.fit import point_prediction
 from llmkit.scaling.schedules import warmup_then
 
 
@@ -31,12 +31,10 @@ def optimize_schedule(fitted, peak: float, steps: int, warmup: int = 0, floor: f
         raise LlmkitError(f"schedule optimisation needs at least 1 knot, got {knots}")
     if steps - warmup < knots:
         raise LlmkitError(f"schedule optimisation: {steps - warmup} steps after warmup for {knots} knots")
-    law = LAWS[fitted.law]
     last = np.array([steps])
 
     def final_loss(shares: np.ndarray) -> float:
-        lr = knot_schedule(shares, peak, steps, warmup, floor)
-        return float(law.predict(fitted.theta, law.features(lr / fitted.lr_peak, **fitted.options), last)[0][0])
+        return float(point_prediction(fitted, knot_schedule(shares, peak, steps, warmup, floor), last)[0])
 
     # Non-convex in the shares: start from a linear decay to the floor and from a 20% linear cooldown, keep the better.
     position = np.linspace(0, 1, knots + 1)[1:]

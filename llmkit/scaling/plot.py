@@ -10,14 +10,13 @@ from llmkit.io import save_figure
 
 
 def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: int | None = None) -> None:
-    """curves: fit.Curve list; preds: name -> (steps, mid, lo, hi) at every step."""
+    """curves: fit.Curve list; preds: name -> (steps, mid, lo, hi, LR-held-at-peak prediction or None) at every step."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmkit.scaling.fit import held_at_peak, predict
-    from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
+    from llmkit.scaling.laws import as_peak_warmup, s1, s2
 
     fig, (ax_loss, ax_res, ax_lr) = plt.subplots(3, 1, figsize=(9, 10), sharex=True, gridspec_kw={"height_ratios": [3, 1.3, 1.3]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -25,15 +24,13 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     residuals = []
     for i, c in enumerate(curves):
         color = colors[i % len(colors)]
-        steps, mid, lo, hi = preds[c.name]
+        steps, mid, lo, hi, plateau = preds[c.name]
         # where the law predicts loss <= 0 it no longer describes the curve (fit warns): draw nothing there
         valid = mid > 0
         ax_loss.plot(c.step, c.loss, ".", ms=3, color=color, alpha=0.6, label=f"{c.name} (data)")
         ax_loss.plot(steps, np.where(valid, mid, np.nan), "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
         ax_loss.fill_between(steps, lo, hi, where=valid, color=color, alpha=0.15, lw=0)
-        held = held_at_peak(c.lr)
-        if LAWS[fitted.law].uses_lr and not np.array_equal(held, c.lr):  # an annealed curve: show what the decay buys
-            plateau = predict(fitted, held, steps)[0]
+        if plateau is not None:  # an annealed curve: show what the decay buys
             ax_loss.plot(steps, np.where(plateau > 0, plateau, np.nan), "--", lw=0.8, color=color, alpha=0.7,
                          label=f"{c.name}, LR held at peak")
         at = np.searchsorted(steps, c.step).clip(0, len(steps) - 1)
