@@ -124,17 +124,15 @@ def flat(
     Parts: p_forget, p_template (the P fed to g*/f*, batch-averaged), term_template = −g*(P_e), term_forget = f*(g*(P_f)).
     Reference: Wang et al., "LLM Unlearning via Loss Adjustment with only Forget Data", ICLR 2025, arXiv 2410.11143.
     """
-    if divergence not in DIVERGENCES:
-        raise LlmkitError(f"divergence: unknown {divergence!r}{did_you_mean(divergence, DIVERGENCES, list_known=True)}")
+    require_known("divergence", divergence, DIVERGENCES)
+    require_known("reduction", reduction, REDUCTIONS)
     g, f_of_g = DIVERGENCES[divergence]
     if reduction == "paper":
         p_forget = _mean_token_prob(forget_logps, forget_mask, "forget")  # [B]
         p_template = _mean_token_prob(template_logps, template_mask, "template")  # [B]
-    elif reduction == "reference":
+    else:  # reference
         p_forget = _reference_prob(forget_logps, forget_mask, padded_length)  # scalar
         p_template = _reference_prob(template_logps, template_mask, padded_length)  # scalar
-    else:
-        raise LlmkitError(f"reduction: unknown {reduction!r}{did_you_mean(reduction, REDUCTIONS, list_known=True)}")
     term_template = (-g(p_template)).mean()
     term_forget = f_of_g(p_forget).mean()
     parts = {"p_forget": p_forget.mean(), "p_template": p_template.mean(),
@@ -246,9 +244,14 @@ class LossSpec:
 
 def get_loss(name: str) -> LossSpec:
     """The LOSSES entry for `name`, or an LlmkitError that suggests the closest name."""
-    if name not in LOSSES:
-        raise LlmkitError(f"loss: unknown {name!r}{did_you_mean(name, LOSSES, list_known=True)}")
+    require_known("loss", name, LOSSES)
     return LOSSES[name]
+
+
+def require_known(field: str, value: str, known) -> None:
+    """An LlmkitError naming `field`, the closest known value and all of them, unless `value` is one of `known`."""
+    if value not in known:
+        raise LlmkitError(f"{field}: unknown {value!r}{did_you_mean(value, known, list_known=True)}")
 
 
 _LOG2 = math.log(2.0)

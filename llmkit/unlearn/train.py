@@ -14,8 +14,8 @@ from transformers import set_seed
 from llmkit.data import QADataArgs, load_split, prompt_text
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer
 from llmkit.unlearn.data import Example, UnlearnCollator, UnlearnDataset, qa_examples, report, text_windows
-from llmkit.errors import LlmkitError, did_you_mean
-from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, get_loss
+from llmkit.errors import LlmkitError
+from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, get_loss, require_known
 from llmkit.unlearn.templates import GENERATE, IDK_PROMPT, load_templates
 from llmkit.unlearn.trainer import UnlearnTrainer, UnlearnTrainingArguments
 
@@ -55,8 +55,11 @@ class UnlearnArgs:
     max_length: int = field(default=512, metadata={"help": "tokens per sequence; longer answers are truncated"})
 
     def __post_init__(self):
-        try:
+        try:  # word-valued fields are checked here, before the run directory exists, not at the first step
             get_loss(self.loss)
+            for key, known in (("divergence", DIVERGENCES), ("reduction", REDUCTIONS)):
+                if getattr(self, key) is not None:
+                    require_known(key, getattr(self, key), known)
         except LlmkitError as err:  # build_args prefixes ValueErrors with the recipe file
             raise ValueError(str(err)) from None
         if self.data_format not in {"qa", "text"}:
@@ -67,11 +70,6 @@ class UnlearnArgs:
             raise ValueError(f"{unused[0]} is not a parameter of loss {self.loss!r} (it takes {', '.join(accepted) or 'none'})")
         if "retain" in LOSSES[self.loss].needs and not self.retain_config:
             raise ValueError(f"loss {self.loss!r} needs retain data: set retain_config")
-        # word-valued hyperparameters are checked here, before the run directory exists, not at the first step
-        for key, known in (("divergence", DIVERGENCES), ("reduction", REDUCTIONS)):
-            value = getattr(self, key)
-            if value is not None and value not in known:
-                raise ValueError(f"{key}: unknown {value!r}{did_you_mean(value, known, list_known=True)}")
 
     def loss_kwargs(self) -> dict:
         """The hyperparameters set in the recipe; unset ones keep the loss function's defaults."""
