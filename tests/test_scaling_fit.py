@@ -251,7 +251,8 @@ def test_cli_fit_takes_one_schedule_per_log(tmp_path):
     r2 = {d: json.loads((tmp_path / d / "params.json").read_text())["r2"] for d in ("right", "swapped")}
     assert r2["right"] > 0.9999 > r2["swapped"]
     with pytest.raises(LlmkitError, match="--schedule given 3 times for 2 logs"):
-        fit_main(args + ["--schedule", specs[0]] * 3)
+        fit_main(args + ["--schedule", specs[0]] * 3 + ["--out", str(tmp_path / "refused")])
+    assert not (tmp_path / "refused").exists()
 
 
 def test_short_labels_drop_the_shared_parts():
