@@ -6,7 +6,7 @@ import torch
 
 from llmkit.errors import LlmkitError
 from llmkit.evals.generate import HFGenerator, finish_text, get_backend, token_budgets
-from llmkit.evals.scoring import answer_logprobs
+from llmkit.evals.scoring import answer_logprobs, answer_token_stats
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,24 @@ def test_answer_logprobs_match_unbatched_and_skip_duplicates(tiny):
         np.testing.assert_allclose(lp, want, atol=1e-5)
 
 
+def test_token_stats_match_the_unbatched_distribution(tiny):
+    """Greedy match and the vocabulary mean/variance of log p (Min-K%++) from the same pass as the log-probs."""
+    model, tok = tiny
+    got = answer_token_stats(model, tok, PAIRS, batch_size=3)
+    for (prompt, answer), st in zip(PAIRS, got):
+        ids = tok(prompt + answer)["input_ids"] + [tok.eos_token_id]
+        start = len(tok(prompt)["input_ids"])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)[start - 1:len(ids) - 1]  # [n, V]
+        targets = torch.tensor(ids[start:])
+        np.testing.assert_array_equal(st.ids, ids[start:])
+        np.testing.assert_array_equal(st.greedy, (logp.argmax(-1) == targets).numpy())
+        mean = (logp.exp() * logp).sum(-1)
+        np.testing.assert_allclose(st.vocab_mean, mean.numpy(), rtol=1e-5)  # float32 sum over the vocabulary
+        np.testing.assert_allclose(st.vocab_var, ((logp.exp() * logp ** 2).sum(-1) - mean ** 2).numpy(), atol=1e-4)
+        np.testing.assert_allclose(st.logprob, logp.gather(-1, targets[:, None])[:, 0].numpy(), atol=1e-5)
+
+
 def test_text_scoring_without_prompt_or_eos(tiny):
     model, tok = tiny
     texts = [("", "A whole document to score token by token."), ("", "Short one.")]
@@ -78,6 +96,14 @@ def test_finish_text_cut_rules(tiny):
     assert finish_text(tok, ids, len(tok("Paris")["input_ids"]), ()) == "Paris"
     qa = tok("Paris.\nQuestion: next")["input_ids"]
     assert finish_text(tok, qa, 100, ("\n\n", "\nQuestion", "Question:")) == "Paris."
+
+
+def test_finish_text_open_unlearning_decoding(tiny):
+    """ou_compat: spaces before punctuation cleaned up (transformers 4.45's clean-up, which 5 skips for BPE), stripped."""
+    _, tok = tiny
+    ids = tok(" Paris , in France . It is n't far ", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert finish_text(tok, ids, 100, ()) == " Paris , in France . It is n't far "  # today's default is unchanged
+    assert finish_text(tok, ids, 100, (), ou_compat=True) == "Paris, in France. It isn't far"
 
 
 def test_token_budgets():

@@ -24,7 +24,7 @@ def test_outputs_and_numbers_recomputed_from_items(first_run, capsys):
     result = json.loads((first_run / "tofu_forget01.json").read_text())
     summary = json.loads((first_run / "tofu_forget01_summary.json").read_text())
     assert summary["forget_quality"] is None and "--reference" in summary["absent"]["forget_quality"]
-    assert result["sizes"] == {"forget": 6, "retain": 60, "ra": 16, "wf": 16}
+    assert result["sizes"] == {"forget": 6, "retain": 60, "ra": 16, "wf": 16, "holdout": 6}
     forget = result["items"]["forget"]
     assert {"question", "answer", "generation", "nll_perturbed", "truth_ratio"} <= set(forget[0])
     assert summary["forget_Q_A_Prob"] == pytest.approx(np.mean([np.exp(-it["nll_answer"]) for it in forget]))
@@ -37,6 +37,28 @@ def test_outputs_and_numbers_recomputed_from_items(first_run, capsys):
                                  "ra_Q_A_ROUGE", "ra_Truth_Ratio", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio")]
     assert summary["model_utility"] == pytest.approx(hmean(nine))
     assert "forget_quality | n/a" in (first_run / "tofu_forget01_summary.md").read_text()
+
+
+def pairwise_auc(forget, holdout):
+    wins = [1.0 if h > f else 0.5 if h == f else 0.0 for f in forget for h in holdout]
+    return sum(wins) / len(wins)
+
+
+def test_open_unlearning_metrics_under_its_names(first_run):
+    """privleak absent without --reference; ES, EM and the MIA AUCs recomputed from the per-item values."""
+    result = json.loads((first_run / "tofu_forget01.json").read_text())
+    summary = json.loads((first_run / "tofu_forget01_summary.json").read_text())
+    assert summary["privleak"] is None and "--reference" in summary["absent"]["privleak"]
+    assert "privleak | n/a" in (first_run / "tofu_forget01_summary.md").read_text()
+    forget, holdout = result["items"]["forget"], result["items"]["holdout"]
+    assert len(holdout) == 6 and {"question", "answer", "mia_min_k"} <= set(holdout[0])
+    for name in ("extraction_strength", "exact_memorization"):
+        assert 0 <= summary[name] <= 1
+        assert summary[name] == pytest.approx(np.mean([it[name] for it in forget]))
+    for name in ("mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus"):
+        assert summary[name] == pytest.approx(pairwise_auc([it[name] for it in forget], [it[name] for it in holdout]))
+    # LOSS is the mean answer NLL that the probability metrics use
+    assert [it["mia_loss"] for it in forget] == pytest.approx([it["nll_answer"] for it in forget])
 
 
 def test_cached_unless_forced(first_run, capsys):
@@ -60,6 +82,71 @@ def test_model_against_its_own_reference_has_forget_quality_one(first_run, tmp_p
     assert summary["forget_truth_ratio"] != pytest.approx(first["forget_truth_ratio"], rel=1e-9)  # arithmetic vs geometric
 
 
+def test_privleak_against_its_own_reference_is_zero(first_run, tmp_path):
+    ref = first_run / "tofu_forget01_reference.json"
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path), "--reference", str(ref),
+                 *FAST]) == 0
+    summary = json.loads((tmp_path / "eval" / "tofu_forget01_summary.json").read_text())
+    assert summary["privleak"] == 0.0 and summary["forget_quality"] == 1.0
+    assert summary["mia_reference"] == 0.5  # the same model's losses: every reference score is 0
+    assert summary["absent"] == {} and "notes" not in summary
+
+
+def test_open_unlearning_summary_as_reference_fails_before_loading(tmp_path, monkeypatch):
+    import llmkit.evals.cli as cli
+
+    summary = tmp_path / "TOFU_SUMMARY.json"
+    summary.write_text(json.dumps({"forget_quality": 0.0005, "model_utility": 0.4, "privleak": -20.0}))
+    monkeypatch.setattr(cli, "load_model", lambda *a: pytest.fail("the model was loaded"))
+    monkeypatch.setattr("llmkit.models.check_model_path", lambda *a: pytest.fail("the model path was resolved"))
+    with pytest.raises(LlmkitError, match="pass TOFU_EVAL.json") as err:
+        main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--reference", str(summary), "--out", str(tmp_path)])
+    assert "\n" not in str(err.value)
+
+
+def test_ou_compat_generations_are_cleaned_up_and_stripped(first_run, tmp_path):
+    from transformers import AutoTokenizer
+
+    from llmkit.tiny import resolve_model_path
+
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path), "--ou_compat", "true",
+                 *FAST]) == 0
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("tiny:llama-xs"))
+    plain = json.loads((first_run / "tofu_forget01.json").read_text())["items"]
+    ou = json.loads((tmp_path / "eval" / "tofu_forget01.json").read_text())["items"]
+    pairs = [(a["generation"], b["generation"]) for split in ("forget", "retain", "ra", "wf")
+             for a, b in zip(plain[split], ou[split], strict=True)]
+    assert all(o == tok.clean_up_tokenization(p).strip() for p, o in pairs)
+    assert any(o != p for p, o in pairs)  # the default keeps today's text
+
+
+def test_open_unlearning_format_round_trip(first_run, tmp_path):
+    """TOFU_EVAL.json / TOFU_SUMMARY.json written on request; the EVAL file works as a reference again."""
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(first_run.parent),
+                 "--format", "open-unlearning", *FAST]) == 0  # from the cached result
+    summary = json.loads((first_run / "tofu_forget01_summary.json").read_text())
+    ou_summary = json.loads((first_run / "TOFU_SUMMARY.json").read_text())
+    assert "forget_quality" not in ou_summary and "privleak" not in ou_summary  # null: left out, as open-unlearning does
+    for key in ("forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE", "model_utility", "extraction_strength"):
+        assert ou_summary[key] == summary[key]
+    logs = json.loads((first_run / "TOFU_EVAL.json").read_text())
+    forget = json.loads((first_run / "tofu_forget01.json").read_text())["items"]["forget"]
+    assert logs["forget_quality"] == {"agg_value": None}
+    assert [logs["forget_truth_ratio"]["value_by_index"][str(i)]["score"] for i in range(6)] == \
+        [it["truth_ratio_geometric"] for it in forget]
+    para = logs["forget_Q_A_PARA_Prob"]["value_by_index"]["0"]
+    assert para["prob"] == pytest.approx(np.exp(-forget[0]["nll_base"]))
+    assert logs["forget_Q_A_PERT_Prob"]["value_by_index"]["0"]["avg_loss"] == forget[0]["nll_perturbed"]
+    assert logs["mia_min_k"]["agg_value"] == logs["mia_min_k"]["auc"] == summary["mia_min_k"]
+    assert set(logs["mia_min_k"]) == {"forget", "holdout", "auc", "agg_value"}
+    assert logs["ra_Q_A_Prob_normalised"]["agg_value"] == summary["ra_Q_A_Prob_normalised"]
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path),
+                 "--reference", str(first_run / "TOFU_EVAL.json"), *FAST]) == 0
+    again = json.loads((tmp_path / "eval" / "tofu_forget01_summary.json").read_text())
+    assert again["forget_quality"] == 1.0 and again["privleak"] == pytest.approx(0.0, abs=1e-9)
+    assert again["mia_reference"] == 0.5  # mia_loss's per-item scores are the reference model's losses
+
+
 def test_bad_input_is_one_line(first_run, tmp_path):
     ref = str(first_run / "tofu_forget01_reference.json")
     cases = [
@@ -69,6 +156,7 @@ def test_bad_input_is_one_line(first_run, tmp_path):
         (["tofu_forgt01", "--model", "tiny:llama-xs"], "did you mean 'tofu_forget01'"),
         (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--forget_splt", "forget01"], "did you mean 'forget_split'"),
         (["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--reference", str(tmp_path / "none.json")], "--reference .*none.json not found"),
+        (["eval/muse_news.yaml", "--model", "tiny:llama-xs", "--format", "open-unlearning"], "only TOFU suites"),
     ]
     for argv, message in cases:
         with pytest.raises(LlmkitError, match=message) as err:

@@ -86,6 +86,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", help="results go to OUT/eval/ (default: the model directory; . for tiny: models and hub ids)")
     parser.add_argument("--force", action="store_true", help="recompute even if a cached result matches")
     parser.add_argument("--backend", default="auto", help="generation: auto | hf | vllm")
+    parser.add_argument("--format", default="llmkit", choices=("llmkit", "open-unlearning"),
+                        help="open-unlearning: also write its TOFU_EVAL.json and TOFU_SUMMARY.json (TOFU suites)")
     args, rest = parser.parse_known_args(argv)
     overrides = parse_cli_overrides(rest)
 
@@ -96,11 +98,13 @@ def main(argv: list[str]) -> int:
     if benchmark not in SUITES:
         raise LlmkitError(f"{suite_path}: benchmark {benchmark!r} is not one of {sorted(SUITES)}"
                           f"{did_you_mean(benchmark, SUITES)}")
-    model_path = check_model_path(args.model, "--model")
-    if args.reference:  # a bad reference fails now, not after minutes of generation
-        from llmkit.io import read_json_object
+    if args.format == "open-unlearning" and benchmark != "tofu":
+        raise LlmkitError(f"--format open-unlearning: only TOFU suites have it, {suite_path} is benchmark {benchmark!r}")
+    if args.reference:  # a bad reference fails now, not after minutes of model loading and generation
+        from llmkit.evals.reference import check_reference_file
 
-        read_json_object(args.reference, "--reference")
+        check_reference_file(args.reference)
+    model_path = check_model_path(args.model, "--model")
     # a tiny: model lives in the shared build cache, which is no place for results
     in_model_dir = Path(model_path).is_dir() and not args.model.startswith("tiny:")
     out_dir = Path(args.out or (model_path if in_model_dir else ".")) / "eval"
@@ -113,6 +117,7 @@ def main(argv: list[str]) -> int:
         if cached.get("fingerprint") == key:
             print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
             print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
+            write_format(args.format, out_dir, cached)
             return 0
 
     from llmkit.evals.generate import get_backend
@@ -125,25 +130,40 @@ def main(argv: list[str]) -> int:
     result = SUITES[benchmark](suite, overrides, str(suite_path), model, tokenizer, generator, args.reference)
     for metric, why in result["absent"].items():
         print(f"llmkit eval: {metric} not computed: {why}", file=sys.stderr)
+    notes = result.get("notes", {})
+    for metric, note in notes.items():
+        print(f"llmkit eval: {metric}: {note}", file=sys.stderr)
 
     info = {"suite": suite_name, "benchmark": benchmark, "model": model_path, "reference": args.reference,
             "backend": generator.name, "fingerprint": key, "seconds": round(time.time() - start, 1),
             "config": result["config"], "sizes": result["sizes"]}
     ref = result["reference"]
     collapse = result["collapse"]
-    write_json(result_path, {**info, "metrics": result["metrics"], "absent": result["absent"], "collapse": collapse,
-                             "items": result["items"]})
+    written = {**info, "metrics": result["metrics"], "absent": result["absent"], "collapse": collapse,
+               "items": result["items"]}
+    write_json(result_path, written)
     # metrics that could not be computed are null at the top level, with the reason under "absent"
     absent_keys = dict.fromkeys(result["absent"])
     write_json(out_dir / f"{suite_name}_summary.json",
-               {**info, **result["metrics"], **(collapse or {}), **absent_keys, "absent": result["absent"]})
+               {**info, **result["metrics"], **(collapse or {}), **absent_keys, "absent": result["absent"],
+                **({"notes": notes} if notes else {})})
     table = summary_table(suite_name, result["metrics"], result["absent"], collapse)
     atomic_write_text(out_dir / f"{suite_name}_summary.md", table + "\n")
     from llmkit.evals.reference import write_reference
 
     write_reference(out_dir / f"{suite_name}_reference.json", benchmark=ref["benchmark"], suite=suite_name,
                     forget_split=ref["forget_split"], model=model_path, truth_ratios=ref.get("truth_ratios"),
-                    mink_auc=ref.get("mink_auc"))
+                    mink_auc=ref.get("mink_auc"), item_nll=ref.get("item_nll"))
+    write_format(args.format, out_dir, written)
     print(table)
     print(f"llmkit eval: wrote {result_path} and {suite_name}_summary.json ({info['seconds']} s)")
     return 0
+
+
+def write_format(fmt: str, out_dir: Path, result: dict) -> None:
+    """The result in another tool's file layout as well, when asked for."""
+    if fmt == "open-unlearning":
+        from llmkit.evals.ou_format import write_open_unlearning
+
+        paths = write_open_unlearning(out_dir, result)
+        print(f"llmkit eval: wrote {' and '.join(str(p) for p in paths)} (open-unlearning's format)")

@@ -25,15 +25,23 @@ def token_budgets(prompt_ids: Sequence[Sequence[int]], max_new_tokens: int | Non
     return [max(0, max_length - len(ids)) for ids in prompt_ids]
 
 
-def finish_text(tokenizer, new_ids: Sequence[int], budget: int, stop: Sequence[str]) -> str:
-    """Budget, then cut at the first EOS, decode without special tokens, cut before the first stop string."""
+def finish_text(tokenizer, new_ids: Sequence[int], budget: int, stop: Sequence[str], ou_compat: bool = False) -> str:
+    """Budget, then cut at the first EOS, decode without special tokens, cut before the first stop string.
+
+    `ou_compat`: clean up tokenization spaces and strip the text, as open-unlearning does (`eval_text_similarity`),
+    so its per-item generations match byte for byte.
+    """
     new_ids = list(new_ids)[:budget]
     if tokenizer.eos_token_id in new_ids:
         new_ids = new_ids[:new_ids.index(tokenizer.eos_token_id)]
     text = tokenizer.decode(new_ids, skip_special_tokens=True)
+    if ou_compat:
+        # open-unlearning's transformers 4.45 cleans up with any tokenizer; transformers 5 ignores
+        # clean_up_tokenization_spaces=True for BPE tokenizers, so the same clean-up is called directly
+        text = tokenizer.clean_up_tokenization(text)
     for s in stop:
         text = text.split(s)[0]
-    return text
+    return text.strip() if ou_compat else text
 
 
 class HFGenerator:
@@ -45,7 +53,8 @@ class HFGenerator:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
 
     def __call__(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, max_length: int | None = None,
-                 stop: Sequence[str] = (), add_special_tokens: bool = True, desc: str = "generating") -> list[str]:
+                 stop: Sequence[str] = (), add_special_tokens: bool = True, ou_compat: bool = False,
+                 desc: str = "generating") -> list[str]:
         import torch
 
         tok = self.tokenizer
@@ -76,7 +85,7 @@ class HFGenerator:
                     stop_strings=list(stop) or None, tokenizer=tok if stop else None,
                 )
             for row, i in enumerate(batch):
-                texts[i] = finish_text(tok, out[row, width:].tolist(), budgets[i], stop)
+                texts[i] = finish_text(tok, out[row, width:].tolist(), budgets[i], stop, ou_compat)
         return texts
 
 
@@ -93,7 +102,8 @@ class VLLMGenerator:
         self.llm = LLM(model=model_path, tokenizer=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization)
 
     def __call__(self, prompts: Sequence[str], *, max_new_tokens: int | None = None, max_length: int | None = None,
-                 stop: Sequence[str] = (), add_special_tokens: bool = True, desc: str = "generating") -> list[str]:
+                 stop: Sequence[str] = (), add_special_tokens: bool = True, ou_compat: bool = False,
+                 desc: str = "generating") -> list[str]:
         from vllm import SamplingParams
 
         tok = self.tokenizer
@@ -104,7 +114,7 @@ class VLLMGenerator:
         outputs = self.llm.generate([{"prompt_token_ids": prompt_ids[i]} for i in todo], params, use_tqdm=True)
         texts = [""] * len(prompts)
         for i, out in zip(todo, outputs, strict=True):
-            texts[i] = finish_text(tok, out.outputs[0].token_ids, budgets[i], stop)
+            texts[i] = finish_text(tok, out.outputs[0].token_ids, budgets[i], stop, ou_compat)
         return texts
 
 

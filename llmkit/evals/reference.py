@@ -17,6 +17,10 @@ from llmkit.errors import LlmkitError
 from llmkit.io import read_json_object, write_json
 
 FORMAT_VERSION = 1
+# metrics that open-unlearning's TOFU / MUSE evaluators put in <NAME>_SUMMARY.json by default
+OU_SUMMARY_KEYS = {"forget_quality", "model_utility", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_ROUGE",
+                   "privleak", "extraction_strength", "forget_knowmem_ROUGE", "retain_knowmem_ROUGE",
+                   "forget_verbmem_ROUGE"}
 
 
 @dataclass
@@ -26,11 +30,12 @@ class Reference:
     path: str
     forget_split: str | None  # None for foreign logs, which do not record it
     truth_ratios: np.ndarray | None = None  # per forget item, geometric R (TOFU)
-    mink_auc: float | None = None  # forget vs holdout, MUSE convention (MUSE)
+    mink_auc: float | None = None  # forget vs holdout, MUSE convention (MUSE; TOFU's privleak)
+    item_nll: dict | None = None  # {"forget": [...], "holdout": [...]} mean answer NLL per item (TOFU's mia_reference)
 
 
 def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_split: str, model: str,
-                    truth_ratios=None, mink_auc: float | None = None) -> None:
+                    truth_ratios=None, mink_auc: float | None = None, item_nll: dict | None = None) -> None:
     """Write the reference file of a retain (TOFU) or retrain (MUSE) model's evaluation."""
     obj = {"llmkit_reference": FORMAT_VERSION, "benchmark": benchmark, "suite": suite, "forget_split": forget_split,
            "model": model}
@@ -38,7 +43,22 @@ def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_spli
         obj["forget_truth_ratios"] = [float(r) for r in truth_ratios]
     if mink_auc is not None:
         obj["mink_auc"] = float(mink_auc)
+    if item_nll is not None:
+        obj["item_nll"] = {part: [float(v) for v in values] for part, values in item_nll.items()}
     write_json(path, obj)
+
+
+def check_reference_file(path: str | Path) -> dict:
+    """Read a reference before anything is loaded: a missing, malformed or summary-only file fails in one line."""
+    obj = read_json_object(path, "--reference")
+    # open-unlearning's <NAME>_SUMMARY.json maps metric names to bare numbers; the per-item logs are in <NAME>_EVAL.json
+    numbers_only = all(v is None or isinstance(v, (int, float)) for v in obj.values())
+    if numbers_only and OU_SUMMARY_KEYS & set(obj):
+        name = Path(path).name
+        other = name.replace("SUMMARY", "EVAL") if "SUMMARY" in name else "the TOFU_EVAL.json (or MUSE_EVAL.json) beside it"
+        raise LlmkitError(f"--reference {path}: this is an open-unlearning summary (aggregate numbers only); pass "
+                          f"{other}, which holds the per-item logs that forget quality and privleak need")
+    return obj
 
 
 def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int) -> Reference:
@@ -72,7 +92,7 @@ def _from_llmkit(path: Path, obj: dict, benchmark: str) -> Reference:
         raise LlmkitError(f"reference {path} is for benchmark {obj.get('benchmark')!r}, not {benchmark!r}")
     ratios = obj.get("forget_truth_ratios")
     return Reference(str(path), obj.get("forget_split"), None if ratios is None else np.asarray(ratios, dtype=float),
-                     obj.get("mink_auc"))
+                     obj.get("mink_auc"), obj.get("item_nll"))
 
 
 def _from_open_unlearning(path: Path, obj: dict) -> Reference:
@@ -81,8 +101,12 @@ def _from_open_unlearning(path: Path, obj: dict) -> Reference:
         by_index = obj["forget_truth_ratio"].get("value_by_index") or {}
         ratios = np.array([by_index[k]["score"] for k in sorted(by_index, key=int)], dtype=float)
     auc_ou = (obj.get("mia_min_k") or {}).get("agg_value")
+    # mia_loss, when it was run, scores every forget and holdout item by its mean NLL: the reference attack's input
+    loss = obj.get("mia_loss") or {}
+    item_nll = {part: [loss[part]["value_by_index"][k]["score"] for k in sorted(loss[part]["value_by_index"], key=int)]
+                for part in ("forget", "holdout") if "value_by_index" in (loss.get(part) or {})} or None
     # open-unlearning's AUC is roc_auc_score(forget=0, holdout=1; score) = 1 - MUSE's
-    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - float(auc_ou))
+    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - float(auc_ou), item_nll)
 
 
 def _from_legacy_tofu(path: Path, obj: dict) -> Reference:

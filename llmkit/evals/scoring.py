@@ -1,12 +1,14 @@
-"""Per-token log-probs of answers given prompts: one length-sorted, batched forward pass, each distinct text once.
+"""Per-token statistics of answers given prompts: one length-sorted, batched forward pass, each distinct text once.
 
-Every log-prob metric of a dataset (answer, paraphrased and perturbed answers for TOFU; Min-k% texts for MUSE)
-goes through one call, so texts shared between metrics are scored once and padding stays small.
+Every log-prob metric of a dataset (answer, paraphrased and perturbed answers for TOFU; Min-k% texts for MUSE;
+the membership-inference attacks, extraction strength and exact memorisation) goes through one call, so texts shared
+between metrics are scored once and padding stays small.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,18 +36,29 @@ def encode_pair(tokenizer, prompt: str, answer: str, *, add_eos: bool, add_speci
     return ids, start
 
 
+@dataclass
+class TokenStats:
+    """What one scoring pass keeps per answer token, enough for every log-prob metric (all arrays [n])."""
+
+    ids: np.ndarray  # the answer's token ids (EOS included when added)
+    logprob: np.ndarray  # log p(token | prefix)
+    greedy: np.ndarray  # the model's argmax at that position is the token (exact memorisation, extraction strength)
+    vocab_mean: np.ndarray  # E_v[log p(v)] under the model's own next-token distribution (Min-K%++)
+    vocab_var: np.ndarray  # Var_v[log p(v)] likewise
+
+
 @torch.no_grad()
-def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool = True,
-                    add_special_tokens: bool = True, max_length: int | None = None, batch_size: int = 16,
-                    desc: str = "scoring") -> list[np.ndarray]:
-    """Log-prob of every answer token for each (prompt, answer) pair, returned in input order."""
+def answer_token_stats(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool = True,
+                       add_special_tokens: bool = True, max_length: int | None = None, batch_size: int = 16,
+                       desc: str = "scoring") -> list[TokenStats]:
+    """Per-token statistics of every answer for each (prompt, answer) pair, returned in input order."""
     unique = list(dict.fromkeys(pairs))  # identical (prompt, answer) texts are scored once
     encoded = [encode_pair(tokenizer, p, a, add_eos=add_eos, add_special_tokens=add_special_tokens,
                            max_length=max_length) for p, a in unique]
     order = sorted(range(len(unique)), key=lambda i: -len(encoded[i][0]))  # longest first: OOM shows up at once
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    results: dict[int, np.ndarray] = {}
+    results: dict[int, TokenStats] = {}
     for lo in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         batch = order[lo:lo + batch_size]
         width = len(encoded[batch[0]][0])
@@ -61,6 +74,18 @@ def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_e
             targets = input_ids[row, start:len(ids)].to(device)  # [n]
             # position t predicts token t+1; log_softmax per row in float32 keeps memory at n x V
             logp = logits[row, start - 1:len(ids) - 1].float().log_softmax(-1)  # [n, V]
-            results[i] = logp.gather(-1, targets[:, None])[:, 0].cpu().numpy().astype(np.float64)
+            p = logp.exp()
+            mean = torch.einsum("nv,nv->n", p, logp)  # [n]
+            centred = logp - mean[:, None]  # E[x^2] - E[x]^2 would cancel badly in float32
+            var = torch.einsum("nv,nv->n", p * centred, centred)  # [n]
+            stats = torch.stack([logp.gather(-1, targets[:, None])[:, 0], mean, var,
+                                 (logp.argmax(-1) == targets).float()]).cpu().numpy().astype(np.float64)  # [4, n]
+            results[i] = TokenStats(ids=targets.cpu().numpy(), logprob=stats[0], greedy=stats[3].astype(bool),
+                                    vocab_mean=stats[1], vocab_var=stats[2])
     index = {pair: i for i, pair in enumerate(unique)}
     return [results[index[pair]] for pair in pairs]
+
+
+def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], **kwargs) -> list[np.ndarray]:
+    """Log-prob of every answer token for each (prompt, answer) pair (answer_token_stats' keyword arguments)."""
+    return [s.logprob for s in answer_token_stats(model, tokenizer, pairs, **kwargs)]

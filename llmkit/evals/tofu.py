@@ -3,8 +3,9 @@
 Definitions follow open-unlearning (`src/evals/metrics/{memorization,privacy,utility}.py`): geometric truth ratio,
 +1e-10 guards, ROUGE-L recall with the Porter stemmer. `legacy=True` reproduces `locuslab/tofu: utils.py::
 get_model_utility`, the code FLAT used: arithmetic mean of the perturbed probabilities in the reported truth
-ratios and no guards. Forget quality always uses the geometric ratio, in both codebases.
-See ../shared/specs/unlearning.md §2.
+ratios and no guards. Forget quality always uses the geometric ratio, in both codebases. The suite also reports
+open-unlearning's privacy and memorisation metrics (evals/mia.py: privleak, extraction_strength, exact_memorization
+and the MIA AUCs on forget vs holdout) from the same scoring pass. See ../shared/specs/unlearning.md §2.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from rouge_score import rouge_scorer
 from scipy.stats import hmean, ks_2samp
 
 from llmkit.errors import LlmkitError
-from llmkit.evals.scoring import answer_logprobs
+from llmkit.evals import mia, muse
+from llmkit.evals.scoring import answer_token_stats
 
 OU_EPS = 1e-10  # open-unlearning's guard in every ratio; legacy TOFU has none
 
@@ -133,6 +135,12 @@ class TofuSuiteArgs:
 
     benchmark: str = field(default="tofu", metadata={"help": "tofu"})
     forget_split: str = field(default="forget10", metadata={"help": "forget01 | forget05 | forget10"})
+    holdout_split: str | None = field(default=None, metadata={"help": "never-trained QA the MIA attacks compare the "
+                                                                      "forget split with (default: holdout01/05/10 "
+                                                                      "matching the forget split)"})
+    k: float = field(default=mia.MIN_K, metadata={"help": "Min-K% / Min-K%++ fraction (privleak uses Min-K%)"})
+    ou_compat: bool = field(default=False, metadata={"help": "generations decoded as open-unlearning does "
+                                                             "(clean_up_tokenization_spaces, stripped)"})
     legacy: bool = field(default=False, metadata={"help": "locuslab/tofu semantics: arithmetic truth ratio in the reported "
                                                           "numbers, 200 total tokens, first 300 items"})
     max_new_tokens: int = field(default=200, metadata={"help": "generation length (open-unlearning)"})
@@ -141,6 +149,9 @@ class TofuSuiteArgs:
     legacy_ds_size: int = field(default=300, metadata={"help": "items kept per split (legacy)"})
     max_length: int = field(default=512, metadata={"help": "scoring truncation of prompt + answer tokens (open-unlearning)"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
+
+    def holdout(self) -> str:
+        return self.holdout_split or self.forget_split.replace("forget", "holdout")
 
 
 def load_tofu_splits(suite: TofuSuiteArgs, qa) -> dict[str, list[dict]]:
@@ -160,6 +171,54 @@ def load_tofu_splits(suite: TofuSuiteArgs, qa) -> dict[str, list[dict]]:
     return out
 
 
+def scoring_length(suite: TofuSuiteArgs) -> int:
+    """Prompt + answer tokens kept for scoring."""
+    return suite.legacy_max_length if suite.legacy else suite.max_length
+
+
+def privacy_metrics(forget_stats, holdout_stats, tokenizer, k: float, reference) -> dict:
+    """open-unlearning's memorisation and MIA metrics on the forget answers vs the holdout answers, and PrivLeak.
+
+    `reference` (the retain model's evaluation, or None) gives PrivLeak's baseline Min-K% AUC and, when it holds
+    per-item losses on the same forget and holdout items, the reference-model attack.
+    """
+    def scores(stats):  # ZLib compresses the answer as open-unlearning decodes its labels
+        return [mia.attack_scores(s, tokenizer.decode(s.ids.tolist(), skip_special_tokens=True), k) for s in stats]
+
+    forget, holdout = scores(forget_stats), scores(holdout_stats)
+    for item, s in zip(forget, forget_stats):  # [:-1]: the EOS prediction is left out, as open-unlearning does
+        item["exact_memorization"] = mia.exact_memorization(s.greedy[:-1])
+        item["extraction_strength"] = mia.extraction_strength(s.greedy[:-1])
+    metrics = {name: float(np.mean([it[name] for it in forget])) for name in ("extraction_strength", "exact_memorization")}
+    metrics.update({name: mia.attack_auc([it[name] for it in forget], [it[name] for it in holdout])
+                    for name in mia.ATTACKS})
+    absent, notes = {}, {}
+    if reference is None:
+        absent["privleak"] = "needs --reference (the reference file written by evaluating the retain model)"
+        absent["mia_reference"] = "needs --reference (the retain model's per-item losses on the forget and holdout items)"
+    else:
+        baseline = reference.mink_auc  # MUSE's orientation, 1 - open-unlearning's AUC
+        if baseline is None:
+            baseline = 0.5
+            notes["privleak"] = (f"reference {reference.path} has no Min-K% AUC: privleak uses open-unlearning's "
+                                 "fallback retain AUC 0.5")
+        metrics["privleak"] = muse.privleak(1.0 - metrics["mia_min_k"], baseline, ou_compat=True)
+        ref_nll = reference.item_nll or {}
+        if [len(ref_nll.get("forget", ())), len(ref_nll.get("holdout", ()))] == [len(forget), len(holdout)]:
+            for items, part in ((forget, "forget"), (holdout, "holdout")):
+                for item, nll in zip(items, ref_nll[part]):
+                    item["mia_reference"] = item["mia_loss"] - float(nll)
+            metrics["mia_reference"] = mia.attack_auc([it["mia_reference"] for it in forget],
+                                                      [it["mia_reference"] for it in holdout])
+        else:
+            absent["mia_reference"] = (f"reference {reference.path} has no per-item losses on these "
+                                       f"{len(forget)} forget and {len(holdout)} holdout items")
+    return {"metrics": metrics, "absent": absent, "notes": notes, "forget": forget, "holdout": holdout,
+            "reference": {"mink_auc": 1.0 - metrics["mia_min_k"],
+                          "item_nll": {"forget": [it["mia_loss"] for it in forget],
+                                       "holdout": [it["mia_loss"] for it in holdout]}}}
+
+
 def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, tokenizer, generator, suite: TofuSuiteArgs,
                    qa, add_special_tokens: bool) -> dict:
     """Score every answer of one split in one pass, generate once, and aggregate."""
@@ -168,13 +227,14 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     pairs = [(p, a) for p, a in zip(prompts, answers)]
     pairs += [(p, r[base_key]) for p, r in zip(prompts, rows)]
     pairs += [(p, pert) for p, r in zip(prompts, rows) for pert in r["perturbed_answer"]]
-    logprobs = answer_logprobs(model, tokenizer, pairs, add_eos=True, add_special_tokens=add_special_tokens,
-                               max_length=suite.legacy_max_length if suite.legacy else suite.max_length,
-                               batch_size=suite.batch_size, desc=f"tofu {name}: scoring")
+    stats = answer_token_stats(model, tokenizer, pairs, add_eos=True, add_special_tokens=add_special_tokens,
+                               max_length=scoring_length(suite), batch_size=suite.batch_size,
+                               desc=f"tofu {name}: scoring")
     n, k = len(rows), len(rows[0]["perturbed_answer"])
-    nll = mean_nll(logprobs)
+    nll = mean_nll([s.logprob for s in stats])
     length = dict(max_length=suite.legacy_max_length) if suite.legacy else dict(max_new_tokens=suite.max_new_tokens)
-    generations = generator(prompts, add_special_tokens=add_special_tokens, desc=f"tofu {name}: generating", **length)
+    generations = generator(prompts, add_special_tokens=add_special_tokens, ou_compat=suite.ou_compat,
+                            desc=f"tofu {name}: generating", **length)
     logs = {"nll_answer": nll[:n], "nll_base": nll[n:2 * n], "nll_perturbed": nll[2 * n:].reshape(n, k),
             "rouge": rouge_l_recall(generations, answers)}
     result = split_metrics(name, logs, legacy=suite.legacy)
@@ -185,32 +245,34 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
                 "nll_perturbed": logs["nll_perturbed"][i].tolist()}
         item.update({key: float(values[i]) for key, values in result["per_item"].items()})
         items.append(item)
-    return {"metrics": result["metrics"], "items": items, "per_item": result["per_item"]}
+    return {"metrics": result["metrics"], "items": items, "per_item": result["per_item"], "answer_stats": stats[:n]}
 
 
 def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
     """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
     from llmkit.config import build_args
-    from llmkit.data import QADataArgs, prompt_text
+    from llmkit.data import QADataArgs, load_split, prompt_text
     from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
 
     suite, qa = build_args((TofuSuiteArgs, QADataArgs), suite_dict, overrides, suite_path)
     splits = load_tofu_splits(suite, qa)
+    holdout = load_split(qa.dataset, suite.holdout(), "train", columns=(qa.question_key, qa.answer_key)).to_list()
+    holdout = holdout[: suite.legacy_ds_size] if suite.legacy else holdout
     reference = None
     if reference_path:
         reference = load_reference(reference_path, benchmark="tofu", forget_split=suite.forget_split,
                                    n_forget=len(splits["forget"]))
     # chat-template text already carries the model's special tokens; tag prompts get the tokenizer's (BOS) as TOFU does
     add_special = qa.prompt_format != "chat"
-    metrics, items, forget_ratios = {}, {}, None
+    metrics, items, forget_ratios, forget_stats = {}, {}, None, None
     for name, rows in splits.items():
         prompts = [prompt_text(tokenizer, r[qa.question_key], qa) for r in rows]
         split = evaluate_split(name, rows, prompts, model, tokenizer, generator, suite, qa, add_special)
         metrics.update(split["metrics"])
         items[name] = split["items"]
         if name == "forget":
-            forget_ratios = split["per_item"]["truth_ratio_geometric"]
+            forget_ratios, forget_stats = split["per_item"]["truth_ratio_geometric"], split["answer_stats"]
     metrics["model_utility"] = model_utility(metrics)
     absent = {}
     if reference is not None:
@@ -218,7 +280,20 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
     else:
         absent["forget_quality"] = "needs --reference (the reference file written by evaluating the retain model)"
     collapse = collapse_check({name: [it["generation"] for it in rows] for name, rows in items.items()}, "retain")
-    return {"metrics": metrics, "absent": absent, "items": items, "collapse": collapse,
-            "reference": {"benchmark": "tofu", "forget_split": suite.forget_split, "truth_ratios": forget_ratios},
+
+    holdout_stats = answer_token_stats(
+        model, tokenizer, [(prompt_text(tokenizer, r[qa.question_key], qa), r[qa.answer_key]) for r in holdout],
+        add_eos=True, add_special_tokens=add_special, max_length=scoring_length(suite), batch_size=suite.batch_size,
+        desc="tofu holdout: scoring")
+    privacy = privacy_metrics(forget_stats, holdout_stats, tokenizer, suite.k, reference)
+    metrics.update(privacy["metrics"])
+    absent.update(privacy["absent"])
+    for item, scores in zip(items["forget"], privacy["forget"]):
+        item.update(scores)
+    items["holdout"] = [{"question": r[qa.question_key], "answer": r[qa.answer_key], **scores}
+                        for r, scores in zip(holdout, privacy["holdout"])]
+    return {"metrics": metrics, "absent": absent, "notes": privacy["notes"], "items": items, "collapse": collapse,
+            "reference": {"benchmark": "tofu", "forget_split": suite.forget_split, "truth_ratios": forget_ratios,
+                          **privacy["reference"]},
             "config": {**dataclasses.asdict(suite), **dataclasses.asdict(qa)},
-            "sizes": {name: len(rows) for name, rows in splits.items()}}
+            "sizes": {**{name: len(rows) for name, rows in splits.items()}, "holdout": len(holdout)}}
