@@ -58,7 +58,9 @@ class HFGenerator:
         import torch
 
         tok = self.tokenizer
-        prompt_ids = [tok(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+        if not prompts:  # a tokenizer refuses an empty batch
+            return []
+        prompt_ids = tok(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]  # one batched call
         budgets = token_budgets(prompt_ids, max_new_tokens, max_length)
         pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         device = next(self.model.parameters()).device

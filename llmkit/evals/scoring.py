@@ -17,23 +17,35 @@ from tqdm.auto import tqdm
 from llmkit.errors import LlmkitError
 
 
-def encode_pair(tokenizer, prompt: str, answer: str, *, add_eos: bool, add_special_tokens: bool = True,
-                max_length: int | None = None) -> tuple[list[int], int]:
+def encode_pairs(tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool, add_special_tokens: bool = True,
+                 max_length: int | None = None) -> list[tuple[list[int], int]]:
     """Token ids of prompt+answer and the index of the first answer token, the way TOFU/open-unlearning label them.
 
     The answer starts after the tokens of the prompt alone; EOS is appended unless already last (TOFU QA);
     the first token of a sequence has no prediction, so scoring starts at 1 at the earliest (MUSE's Min-k texts).
+    Each distinct prompt is tokenised once and every text in one batched call (a TOFU prompt has 7 answers).
     """
-    prompt_len = len(tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
-    ids = tokenizer(prompt + answer, add_special_tokens=add_special_tokens)["input_ids"]
-    if max_length is not None:
-        ids = ids[:max_length]
-    if add_eos and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids = ids + [tokenizer.eos_token_id]
-    start = max(prompt_len, 1)
-    if start >= len(ids):
-        raise LlmkitError(f"nothing to score after the prompt for answer {answer[:60]!r} (prompt {prompt[-60:]!r})")
-    return ids, start
+    if not pairs:  # a tokenizer refuses an empty batch
+        return []
+    prompts = list(dict.fromkeys(p for p, _ in pairs))
+    prompt_lens = dict(zip(prompts, map(len, tokenizer(prompts, add_special_tokens=add_special_tokens)["input_ids"])))
+    full = tokenizer([p + a for p, a in pairs], add_special_tokens=add_special_tokens)["input_ids"]
+    out = []
+    for (prompt, answer), ids in zip(pairs, full):
+        if max_length is not None:
+            ids = ids[:max_length]
+        if add_eos and (not ids or ids[-1] != tokenizer.eos_token_id):
+            ids = ids + [tokenizer.eos_token_id]
+        start = max(prompt_lens[prompt], 1)
+        if start >= len(ids):
+            raise LlmkitError(f"nothing to score after the prompt for answer {answer[:60]!r} (prompt {prompt[-60:]!r})")
+        out.append((ids, start))
+    return out
+
+
+def encode_pair(tokenizer, prompt: str, answer: str, **kwargs) -> tuple[list[int], int]:
+    """encode_pairs for one (prompt, answer) pair."""
+    return encode_pairs(tokenizer, [(prompt, answer)], **kwargs)[0]
 
 
 @dataclass
@@ -53,8 +65,8 @@ def answer_token_stats(model, tokenizer, pairs: Sequence[tuple[str, str]], *, ad
                        desc: str = "scoring") -> list[TokenStats]:
     """Per-token statistics of every answer for each (prompt, answer) pair, returned in input order."""
     unique = list(dict.fromkeys(pairs))  # identical (prompt, answer) texts are scored once
-    encoded = [encode_pair(tokenizer, p, a, add_eos=add_eos, add_special_tokens=add_special_tokens,
-                           max_length=max_length) for p, a in unique]
+    encoded = encode_pairs(tokenizer, unique, add_eos=add_eos, add_special_tokens=add_special_tokens,
+                           max_length=max_length)
     order = sorted(range(len(unique)), key=lambda i: -len(encoded[i][0]))  # longest first: OOM shows up at once
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device

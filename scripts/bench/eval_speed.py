@@ -13,15 +13,29 @@ Generation (ROUGE) is the same greedy call in every evaluator and is timed once,
 and the throughput in new tokens/s. `--generate_only` skips the scoring comparison and prints that figure as one
 JSON line (the GPU check: the model goes on the GPU when there is one).
 
+`--stages` profiles whole `llmkit eval` processes instead (the real CLI path, `--force`, HF backend): each run is
+a fresh Python process whose CPU-seconds (user + sys, every thread) and wall seconds are reported per stage
+(interpreter start, imports, model load, data load, scoring, generation, metrics and writing) and in total, the
+minimum over `--repeat` runs. `--code DIR` runs another llmkit checkout the same way (e.g. a worktree of the
+previous commit), interleaved with this one, for a before/after on the same loaded machine.
+
     OMP_NUM_THREADS=1 python scripts/bench/eval_speed.py [--model tiny:llama] [--forget_split forget10]
         [--batch_size 16] [--max_new_tokens 200] [--repeat 2] [--generate_only] [--out results.json]
+    OMP_NUM_THREADS=1 python scripts/bench/eval_speed.py --stages --model runs/tofu_mini_target/final \
+        [--repeat 3] [--code /path/to/other/checkout]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -70,6 +84,87 @@ def time_generation(generator, tokenizer, groups, max_new_tokens: int) -> dict:
     return {"prompts": len(texts), "new_tokens": tokens, "seconds": seconds, "new_tokens_per_s": tokens / seconds}
 
 
+# Runs inside the profiled process: times each stage of `llmkit eval` by wrapping the functions that do it.
+STAGE_RUNNER = r"""
+import json, sys, time
+T0 = (time.process_time(), time.perf_counter())
+def since(t):
+    return [time.process_time() - t[0], time.perf_counter() - t[1]]
+import llmkit.evals.cli as cli, llmkit.evals.tofu as tofu, llmkit.evals.generate as generate, llmkit.data as data
+from llmkit.evals import SUITES  # noqa: F401  (what main imports first)
+stages = {"imports": since(T0)}
+def timed(owner, name, stage):
+    fn = getattr(owner, name)
+    def wrapper(*args, **kwargs):
+        t = (time.process_time(), time.perf_counter())
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            stages[stage] = [a + b for a, b in zip(stages.get(stage, [0.0, 0.0]), since(t))]
+    setattr(owner, name, wrapper)
+timed(cli, "load_model", "model load")
+timed(data, "load_split", "data load")
+# the scoring entry point tofu calls (answer_token_stats; answer_logprobs in older checkouts)
+timed(tofu, "answer_token_stats" if hasattr(tofu, "answer_token_stats") else "answer_logprobs", "scoring")
+timed(generate.HFGenerator, "__call__", "generation")
+t = (time.process_time(), time.perf_counter())
+assert cli.main(sys.argv[1:]) == 0
+rest = since(t)
+stages["metrics and writing"] = [r - sum(stages[k][i] for k in ("model load", "data load", "scoring", "generation"))
+                                 for i, r in enumerate(rest)]
+print("STAGES " + json.dumps(stages))
+"""
+
+
+def profile_stages(args) -> None:
+    """Whole `llmkit eval` processes, per-stage and total CPU-seconds and wall seconds (see the module docstring)."""
+    from llmkit.tiny import resolve_model_path
+
+    model = resolve_model_path(args.model) if args.model.startswith("tiny:") else args.model
+    codes = {"this checkout": str(Path(__file__).resolve().parents[2])}
+    if args.code:
+        codes["--code " + args.code] = str(Path(args.code).resolve())
+    runs: dict[str, list[dict]] = {label: [] for label in codes}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(args.repeat):
+            for label, root in codes.items():  # interleaved, so load on the machine hits both alike
+                env = {**os.environ, "PYTHONPATH": root}
+                suite = Path(root) / "eval" / f"tofu_{args.forget_split}.yaml"  # each checkout's own suite keys
+                argv = [sys.executable, "-c", STAGE_RUNNER, str(suite), "--model", model, "--out", out, "--force",
+                        "--backend", "hf", "--dataset", "tofu-mini", "--batch_size", str(args.batch_size),
+                        "--max_new_tokens", str(args.max_new_tokens)]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                start = time.perf_counter()
+                proc = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True)
+                wall = time.perf_counter() - start
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if proc.returncode != 0:
+                    sys.exit(f"{label}: llmkit eval failed:\n{proc.stderr[-2000:]}")
+                stages = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("STAGES "))[7:])
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                inside = sum(v[0] for v in stages.values())
+                stages = {"interpreter start": [cpu - inside, wall - sum(v[1] for v in stages.values())], **stages}
+                runs[label].append({"stages": stages, "total": [cpu, wall]})
+    order = ["interpreter start", "imports", "model load", "data load", "scoring", "generation", "metrics and writing"]
+    best = {label: {stage: [min(r["stages"][stage][i] for r in rs) for i in (0, 1)] for stage in order}
+            | {"whole process": [min(r["total"][i] for r in rs) for i in (0, 1)]} for label, rs in runs.items()}
+    for label in best:  # what follows the model load, as the issue's second target counts it
+        after_load = [min(sum(r["stages"][s][i] for s in order[3:]) for r in runs[label]) for i in (0, 1)]
+        best[label]["after model load"] = after_load
+    print(f"llmkit eval tofu_{args.forget_split} on tofu-mini, model {args.model}, batch {args.batch_size}, "
+          f"max_new_tokens {args.max_new_tokens}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+          f"minimum of {args.repeat} interleaved runs")
+    labels = list(best)
+    print("| stage | " + " | ".join(f"{label} CPU s | wall s" for label in labels) + " |")
+    print("|---|" + "---:|---:|" * len(labels))
+    for stage in [*order, "after model load", "whole process"]:
+        print(f"| {stage} | " + " | ".join(f"{best[lb][stage][0]:.2f} | {best[lb][stage][1]:.2f}" for lb in labels) + " |")
+    if args.out:
+        from llmkit.io import write_json
+
+        write_json(args.out, {"args": vars(args), "best": best, "runs": runs})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny:llama")
@@ -79,7 +174,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="timed repeats; the minimum is reported")
     parser.add_argument("--generate_only", action="store_true", help="only time generation; print one JSON line")
     parser.add_argument("--out", help="also write the figures as JSON")
+    parser.add_argument("--stages", action="store_true", help="profile whole llmkit eval processes per stage")
+    parser.add_argument("--code", help="--stages: also profile this llmkit checkout, interleaved")
     args = parser.parse_args()
+    if args.stages:
+        profile_stages(args)
+        return
 
     from llmkit.data import QADataArgs, prompt_text
     from llmkit.evals.cli import load_model
