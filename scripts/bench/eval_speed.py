@@ -84,6 +84,11 @@ def time_generation(generator, tokenizer, groups, max_new_tokens: int) -> dict:
     return {"prompts": len(texts), "new_tokens": tokens, "seconds": seconds, "new_tokens_per_s": tokens / seconds}
 
 
+# open-unlearning is not installed here; this is the figure an earlier session measured (issue 13), not this script
+PEER_NOTE = ("peer, as measured by an earlier session (not by this script): open-unlearning's evaluator, its default "
+             "TOFU experiment on the same fine-tuned tiny target and tofu-mini forget10, one thread: 16.9 s wall / "
+             "11.1 CPU-s for the whole process, minimum of three runs")
+
 # Runs inside the profiled process: times each stage of `llmkit eval` by wrapping the functions that do it.
 STAGE_RUNNER = r"""
 import json, sys, time
@@ -159,10 +164,11 @@ def profile_stages(args) -> None:
     print("|---|" + "---:|---:|" * len(labels))
     for stage in [*order, "after model load", "whole process"]:
         print(f"| {stage} | " + " | ".join(f"{best[lb][stage][0]:.2f} | {best[lb][stage][1]:.2f}" for lb in labels) + " |")
+    print(PEER_NOTE)
     if args.out:
         from llmkit.io import write_json
 
-        write_json(args.out, {"args": vars(args), "best": best, "runs": runs})
+        write_json(args.out, {"args": vars(args), "best": best, "runs": runs, "peer": PEER_NOTE})
 
 
 def main() -> None:
