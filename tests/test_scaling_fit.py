@@ -404,3 +404,22 @@ def test_fit_rejects_options_outside_their_range(law, options, why):
         fit([curve], law, options, n_boot=0)
     with pytest.raises(LlmkitError, match="n_boot=-1"):
         fit([curve], "annealing", n_boot=-1)
+
+
+def test_fit_out_naming_a_file_is_a_one_line_error_and_keeps_the_file(tmp_path):
+    curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=2000,warmup=100,min=0", 100, 0.0, 0)
+    (tmp_path / "run.csv").write_text("step,lr,loss\n" + "".join(f"{s},{curve.lr[s]:.8g},{v:.6f}\n" for s, v in zip(curve.step, curve.loss)))
+    target = tmp_path / "taken"
+    target.write_text("precious")
+    with pytest.raises(LlmkitError, match=r"--out .*taken: is a file, not a directory"):
+        fit_main([str(tmp_path / "run.csv"), "--out", str(target), "--n-boot", "0", "--schedule", "cosine:peak=3e-4,steps=2000,warmup=100,min=0"])
+    assert target.read_text() == "precious"
+
+
+def test_predict_out_naming_a_directory_is_a_one_line_error_and_leaves_nothing(tmp_path):
+    fitted = _annealing_fit()
+    write_json(tmp_path / "fit" / "params.json", fitted.to_json())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(LlmkitError, match=r"--out .*out: is a directory"):
+        predict_main([str(tmp_path / "fit"), "--schedule", "cosine:peak=3e-4,steps=8000,warmup=200", "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit", "out"] and not any((tmp_path / "out").iterdir())

@@ -89,6 +89,8 @@ def predict_main(argv: list[str]) -> int:
     for flag, wanted in (("--sweep-wsd", args.sweep_wsd), ("--optimize", args.optimize)):
         if wanted and not args.schedule:
             raise LlmkitError(f"{flag} takes its peak, steps, warmup and min from --schedule; --lr gives none of them")
+    if Path(args.out).is_dir():
+        raise LlmkitError(f"--out {args.out}: is a directory; name the CSV file to write, e.g. {Path(args.out) / 'pred.csv'}")
     candidates = (args.compare or []) + (wsd_sweep(args.schedule) if args.sweep_wsd else [])
     fitted = load_fit(args.fit_dir)
     lr = read_lr_csv(args.lr) if args.lr else parse_schedule(args.schedule)

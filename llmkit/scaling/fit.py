@@ -475,9 +475,11 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
             options: dict | None = None, min_step: int | None = None, n_boot: int = 100, target: str = "auto",
             schedules: list[str] | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
     """Read logs, fit, predict each curve to its end, write params.json, pred.json, pred.csv, curve.png and summary.txt."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LlmkitError(f"--out {out}: is a file, not a directory; name a directory for params.json and the plots")
     curves, notes = load_curves(log_paths, target, schedules, fmt, columns)
     fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty output directory behind
     fitted.warnings = notes + fitted.warnings
     preds, per_curve, rows = {}, [], []
