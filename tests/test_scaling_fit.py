@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from llmkit.errors import LlmkitError
 from llmkit.io import write_json
@@ -297,8 +298,10 @@ def test_compare_schedules_ranks_by_final_loss():
              for name, spec in [("constant", "constant:peak=3e-4,steps=20000,warmup=500"), ("wsd", "wsd:peak=3e-4,steps=20000,warmup=500,cooldown=0.2,min=0")]}
     gains = final["constant"] - final["wsd"]
     assert by["wsd"]["gain"] == pytest.approx(by["constant"]["final_loss"] - by["wsd"]["final_loss"])
-    assert [by["wsd"]["gain_lo"], by["wsd"]["gain_hi"]] == pytest.approx(list(np.quantile(gains, [0.05, 0.95])))
-    assert by["wsd"]["p_better"] == pytest.approx(np.mean(gains > 0)) and by["constant"]["gain"] == 0 == by["constant"]["p_better"]
+    # Gaussian interval: paired bootstrap variance plus the law's difference error at the mean final loss
+    sd = np.sqrt(np.var(gains) + (got.diff * (by["constant"]["final_loss"] + by["wsd"]["final_loss"]) / 2) ** 2)
+    assert [by["wsd"]["gain_lo"], by["wsd"]["gain_hi"]] == pytest.approx([by["wsd"]["gain"] - 1.6448536269514722 * sd, by["wsd"]["gain"] + 1.6448536269514722 * sd])
+    assert by["wsd"]["p_better"] == pytest.approx(norm.cdf(by["wsd"]["gain"] / sd)) and by["constant"]["gain"] == 0 == by["constant"]["p_better"]
 
 
 def _annealing_fit(truth=(2.5, 30.0, 2e-5, 0.5)):
@@ -345,7 +348,7 @@ def test_cli_optimize_writes_a_reusable_schedule(tmp_path, capsys):
     table = {r["schedule"]: r for r in json.loads((tmp_path / "p_compare.json").read_text())}
     optimized_lr = read_lr_csv(tmp_path / "p_optimized_lr.csv")
     assert len(optimized_lr) == 8001 and table["optimized (8 knots)"]["final_loss"] == pytest.approx(_final_loss(fitted, optimized_lr), rel=1e-6)
-    assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["p_better"] == 1.0
+    assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["verdict"] == "better"
     with pytest.raises(LlmkitError, match="at least 1 knot"):
         predict_main([str(tmp_path / "fit"), "--schedule", spec, "--optimize", "--knots", "0", "--out", str(tmp_path / "p.csv")])
     with pytest.raises(LlmkitError, match="--optimize takes its peak"):
@@ -364,13 +367,14 @@ def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon(
     lr = parse_schedule("constant:peak=3e-4,steps=24000,warmup=200")
     steps = np.array([8000, 24000])
     mid, lo, hi = predict(got, lr, steps)
-    # the same band by hand: z_0.95 * sqrt(bootstrap var + mean squared LOCO residual + jackknife var), in log loss
+    # the same band by hand: z_0.95 * sqrt(bootstrap var + in-sample residual var at the step + misspecification^2
+    # + jackknife var), in log loss
     feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
     logp = lambda t: np.log(LAWS["annealing"].predict(t, feats, steps)[0])  # noqa: E731
     boot_var = np.var([logp(b) for b in got.boot], axis=0)
     jack = np.array([logp(t) for t in got.loco])
     jack_var = 2 / 3 * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0)
-    half = 1.6448536269514722 * np.sqrt(boot_var + np.mean(got.resid**2) + jack_var)
+    half = 1.6448536269514722 * np.sqrt(boot_var + np.interp(steps, *got.noise) + got.misspec**2 + jack_var)
     np.testing.assert_allclose(np.log(hi / mid), half, rtol=1e-9)
     np.testing.assert_allclose(np.log(mid / lo), half, rtol=1e-9)
     assert half[1] > half[0]  # 3x the fitted horizon: wider than at the horizon
@@ -423,3 +427,73 @@ def test_predict_out_naming_a_directory_is_a_one_line_error_and_leaves_nothing(t
     with pytest.raises(LlmkitError, match=r"--out .*out: is a directory"):
         predict_main([str(tmp_path / "fit"), "--schedule", "cosine:peak=3e-4,steps=8000,warmup=200", "--out", str(tmp_path / "out")])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit", "out"] and not any((tmp_path / "out").iterdir())
+
+
+def test_compare_gains_carry_the_law_error_on_schedule_differences():
+    fitted = _annealing_fit()
+    fitted.boot = np.repeat(fitted.theta[None], 5, axis=0)  # no parameter spread at all
+    fitted.diff = 0.003
+    specs = {"cosine": "cosine:peak=3e-4,steps=8000,warmup=200,min=0", "linear": "linear:peak=3e-4,steps=8000,warmup=200,min=0",
+             "wsd": "wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.25,min=0", "constant": "constant:peak=3e-4,steps=8000,warmup=200"}
+    table = {r["schedule"]: r for r in compare_schedules(fitted, {k: parse_schedule(v) for k, v in specs.items()})}
+    final = {k: _final_loss(fitted, parse_schedule(v)) for k, v in specs.items()}
+    for name in ("linear", "wsd", "constant"):
+        gain, sd = final["cosine"] - final[name], 0.003 * (final["cosine"] + final[name]) / 2
+        assert table[name]["gain"] == pytest.approx(gain)
+        assert table[name]["p_better"] == pytest.approx(norm.cdf(gain / sd))
+        assert table[name]["gain_hi"] - table[name]["gain_lo"] == pytest.approx(2 * 1.6448536269514722 * sd)
+    # cosine and linear decay differ by less than the law's error: no verdict, no certainty (the bootstrap alone said 0 or 1)
+    assert abs(final["cosine"] - final["linear"]) < 0.003 * final["linear"]
+    assert table["linear"]["verdict"] == "indistinguishable" and 0.05 < table["linear"]["p_better"] < 0.95
+    # this fit's annealing term is tiny, so holding the peak wins by 0.118 and the 25% WSD by 0.104: clear verdicts
+    assert table["wsd"]["verdict"] == "better" == table["constant"]["verdict"] and table["cosine"]["verdict"] == "query"
+    assert table["constant"]["p_best"] + table["wsd"]["p_best"] > 0.99 and table["constant"]["p_best"] > table["wsd"]["p_best"]
+    pair = compare_schedules(fitted, {k: parse_schedule(specs[k]) for k in ("cosine", "linear")})
+    assert all(0.2 < r["p_best"] < 0.8 for r in pair)
+
+
+def test_an_unidentified_refit_never_enters_a_band():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    cosine = _synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0)
+    constant = _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.003, 1)
+    got = fit([cosine, constant], "annealing", n_boot=10)
+    # leaving out the cosine leaves a constant LR: C unidentified, so only the refit on the cosine remains
+    assert got.loco.shape == (1, 4)
+    alone = fit([cosine], "annealing", n_boot=0)
+    np.testing.assert_allclose(got.loco[0], alone.theta, rtol=1e-3)
+    # one refit is no jackknife: the band is bootstrap + noise at that step + misspecification + distance share, by hand
+    lr = parse_schedule("wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.2,min=0")
+    steps = np.array([3000, 7000, 8000])
+    mid, lo, hi = predict(got, lr, steps)
+    feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
+    boot_var = np.var([np.log(LAWS["annealing"].predict(b, feats, steps)[0]) for b in got.boot], axis=0)
+    nearest = np.min([np.abs(np.log(mid) - np.interp(steps, a_step, a_log)) for a_step, a_log in got.anchors], axis=0)
+    var = boot_var + np.interp(steps, *got.noise) + got.misspec**2 + (got.distance * nearest) ** 2
+    np.testing.assert_allclose(np.log(hi / mid), 1.6448536269514722 * np.sqrt(var), rtol=1e-9)
+
+
+def test_no_band_is_infinite_refits_and_draws_with_a_loss_at_or_below_zero_are_dropped():
+    fitted = _annealing_fit()
+    good = [fitted.theta * [1, 1, 1.05, 1], fitted.theta * [1, 1, 0.95, 1], fitted.theta * [1.001, 1, 1, 1]]
+    bad = fitted.theta * [1, 1, 1, 1] - [3.0, 0, 0, 0]  # L0 < 0: this refit predicts a loss <= 0 late in the run
+    lr = parse_schedule("cosine:peak=3e-4,steps=8000,warmup=200,min=0")
+    steps = np.array([1000, 8000])
+    assert _final_loss(type(fitted)(**{**fitted.__dict__, "theta": bad}), lr) <= 0
+    fitted.boot, fitted.loco = np.array(good + [bad]), np.array(good + [bad])
+    with_bad = predict(fitted, lr, steps)
+    fitted.boot, fitted.loco = np.array(good), np.array(good)
+    without = predict(fitted, lr, steps)
+    assert np.all(np.isfinite(with_bad)) and np.all(with_bad[2] < 1.1 * with_bad[0])
+    np.testing.assert_allclose(with_bad, without, rtol=1e-12)
+
+
+def test_one_curve_band_widens_with_distance_from_the_fitted_schedule():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    got = fit([_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0)], "annealing", n_boot=20)
+    half = lambda spec, steps: np.log(predict(got, parse_schedule(spec), np.array(steps))[2]) - np.log(predict(got, parse_schedule(spec), np.array(steps))[0])  # noqa: E731
+    same = half("cosine:peak=3e-4,steps=8000,warmup=200,min=0", [6000, 8000])
+    other = half("wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.2,min=0", [6000, 8000])
+    held = half("constant:peak=3e-4,steps=8000,warmup=200", [6000, 8000])
+    longer = half("cosine:peak=3e-4,steps=24000,warmup=200,min=0", [8000, 24000])
+    assert np.all(other > 1.5 * same) and np.all(held > 1.5 * same)  # another schedule: wider
+    assert longer[1] > 2 * same[1]  # 3x the fitted horizon

@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
+from llmkit.scaling.calibration import DIFF, DISTANCE, MISSPEC
 from llmkit.scaling.laws import LAWS, warmup_end
 
 
@@ -45,8 +46,8 @@ class Fit:
     options: dict
     theta: np.ndarray
     boot: np.ndarray  # [n_boot, n_params]
-    resid: np.ndarray  # log residuals the bands draw from: leave-one-curve-out when >= 2 curves, else in-sample
-    loco: np.ndarray  # [n_curves, n_params] refits without one curve each (empty below 2 curves): the jackknife
+    resid: np.ndarray  # log residuals the bands draw from: of the identifiable leave-one-curve-out refits, else in-sample
+    loco: np.ndarray  # [n_refits, n_params] identifiable refits without one curve each, with a loss > 0: the jackknife
     lr_peak: float
     horizon: int
     objective: float
@@ -54,6 +55,14 @@ class Fit:
     r2: float
     n_points: int
     warnings: list[str] = field(default_factory=list)
+    # the fitted curves' own log-loss predictions on a step grid up to each horizon: the distance term's anchors
+    anchors: list = field(default_factory=list)
+    # (steps, variance): the in-sample squared log residual as it varies with the step (see `_residual_profile`)
+    noise: tuple = ()
+    # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
+    misspec: float = 0.0
+    distance: float = 0.0
+    diff: float = 0.0
 
     def params(self) -> dict:
         """Parameter name -> value."""
@@ -83,6 +92,9 @@ class Fit:
             "bootstrap": self.boot.tolist(),
             "residuals": self.resid.tolist(),
             "leave_one_curve_out": self.loco.tolist(),
+            "anchors": [{"step": s.tolist(), "log_loss": v.tolist()} for s, v in self.anchors],
+            "residual_profile": {"step": self.noise[0].tolist(), "var": self.noise[1].tolist()} if len(self.noise) else None,
+            "band_terms": {"misspec": self.misspec, "distance": self.distance, "diff": self.diff},
         }
 
     @classmethod
@@ -98,6 +110,10 @@ class Fit:
                 loco=np.array(doc.get("leave_one_curve_out", []), dtype=np.float64).reshape(-1, len(law.params)), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
                 objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
                 n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
+                anchors=[(np.array(a["step"], dtype=np.int64), np.array(a["log_loss"], dtype=np.float64)) for a in doc.get("anchors", [])],
+                noise=(np.array(doc["residual_profile"]["step"], dtype=np.int64), np.array(doc["residual_profile"]["var"]))
+                if doc.get("residual_profile") else (),
+                **{k: float(v) for k, v in doc.get("band_terms", {}).items()},
             )
         except KeyError as err:
             raise LlmkitError(f"{source}: missing field {err.args[0]!r}") from None
@@ -204,14 +220,26 @@ def _prepare(curves, law, options, min_step, max_step=None):
     return peak, data, kept
 
 
+def _identified(law, data) -> bool:
+    """llmkit's identifiability rule: an LR-aware law needs a curve that anneals (LR < 90% of peak after warmup) inside
+    the fitted steps, or its annealing terms are not estimated at all (a warmup ramp does not count: it pins C to the
+    warmup, not to a decay)."""
+    if not law.uses_lr:
+        return True
+    for feats, steps, _ in data:
+        after = steps[steps >= warmup_end(feats["lr"])]
+        if len(after) and feats["lr"][after].min() < 0.9:
+            return True
+    return False
+
+
 def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
     """Warnings for what the data cannot pin down."""
     notes = []
     if len(curves) == 1:
         notes.append("one curve only: the parameters trade off against each other; intervals are wide and extrapolation to other schedules is weak")
     if law.uses_lr:
-        annealed = [c.name for c, (_, steps, _) in zip(curves, data) if len(steps) and c.lr[steps].min() < 0.9 * peak]
-        if not annealed:
+        if not _identified(law, data):
             what = ", ".join(p for p in law.params if p not in ("L0", "A", "alpha")) + " (annealing terms)"
             notes.append(f"no curve anneals (LR < 90% of peak) inside the fitted steps: {what} not identified; predictions for decaying schedules are unreliable")
     n = sum(len(s) for _, s, _ in data)
@@ -245,17 +273,19 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
             best = (theta, value, ok)
     theta, value, ok = best
     resid = np.concatenate([logy - np.log(law_.predict(theta, f, s)[0]) for f, s, logy in data])
+    noise = _residual_profile(data, resid)
     y = np.concatenate([np.exp(logy) for _, _, logy in data])
     pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
     r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
     loco = np.zeros((0, len(theta)))
     if n_boot > 0 and len(data) >= 2:
-        resid, loco = _leave_one_curve_out(law_, data, delta)
+        loco_resid, loco = _leave_one_curve_out(law_, data, delta)
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
-    return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+    return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes,
+               anchors=_anchors(theta, law_, data), noise=noise, misspec=MISSPEC[name], distance=DISTANCE[name], diff=DIFF[name])
 
 
 def _check_options(options: dict) -> None:
@@ -275,17 +305,57 @@ def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
     In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
     so bands take their noise from these out-of-schedule residuals. The refits disagree more the
     farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
+    A refit that fails the identifiability rule (e.g. only constant-LR curves left: C is whatever the start
+    was) or predicts a loss <= 0 on the held-out curve says nothing about the full fit's error and is dropped.
     """
     out, thetas = [], []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
-        if sum(len(s) for _, s, _ in rest) <= len(law.params):
+        if sum(len(s) for _, s, _ in rest) <= len(law.params) or not _identified(law, rest):
             continue
         theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
-        out.append(logy - np.log(np.maximum(law.predict(theta, feats, steps)[0], 1e-300)))
+        pred = law.predict(theta, feats, steps)[0]
+        if not np.all(pred > 0):
+            continue
+        out.append(logy - np.log(pred))
         thetas.append(theta)
     return (np.concatenate(out) if out else np.zeros(0)), np.array(thetas).reshape(-1, len(law.params))
+
+
+def _anchors(theta, law, data, n: int = 400) -> list:
+    """Per fitted curve, its own predicted log loss on <= n steps up to its last fitted step (see `_distance`)."""
+    anchors = []
+    for feats, steps, _ in data:
+        if len(steps) == 0:
+            continue
+        grid = np.unique(np.linspace(steps[0], steps[-1], n).astype(np.int64))
+        pred = law.predict(theta, feats, grid)[0]
+        keep = pred > 0
+        anchors.append((grid[keep], np.log(pred[keep])))
+    return anchors
+
+
+def _residual_profile(data, resid: np.ndarray, n: int = 200) -> tuple:
+    """The in-sample squared log residual as a function of the step: a running mean over the pooled points sorted by
+    step (window 5% of them), kept at <= n steps. A law misses some stretches (the first steps after warmup, right
+    after a drop) far more than others, and so does its prediction of another schedule there."""
+    steps = np.concatenate([s for _, s, _ in data])
+    order = np.argsort(steps, kind="stable")
+    steps, r2 = steps[order], resid[order] ** 2
+    window = max(5, len(steps) // 20)
+    kernel = np.ones(window) / window
+    var = np.convolve(np.pad(r2, (window // 2, window - 1 - window // 2), mode="edge"), kernel, mode="valid")
+    pick = np.unique(np.linspace(0, len(steps) - 1, min(n, len(steps))).astype(np.int64))
+    return steps[pick], var[pick]
+
+
+def _distance(anchors, steps, log_mid) -> np.ndarray:
+    """Log-loss distance from each query point to the nearest point the fit saw: a fitted curve's predicted loss at
+    the same step, or at its last fitted step for a query past it. 0 on a fitted schedule; it grows with the
+    schedule's difference and with the extrapolation past the fitted horizon."""
+    gaps = [np.abs(log_mid - np.interp(np.clip(steps, a_step[0], a_step[-1]), a_step, a_log)) for a_step, a_log in anchors if len(a_step)]
+    return np.min(gaps, axis=0) if gaps else np.zeros(len(steps))
 
 
 def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -355,16 +425,38 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
                       "the law describes (e.g. a memorising fine-tune); the band there is meaningless")
     if len(fitted.boot) == 0:
         return mid, mid.copy(), mid.copy()
-    log_mid = np.log(np.maximum(mid, 1e-300))
-    boot = np.stack([np.log(np.maximum(law.predict(b, feats, steps)[0], 1e-300)) for b in fitted.boot])
-    var = boot.var(axis=0) + (float(np.mean(fitted.resid**2)) if len(fitted.resid) else 0.0)
-    n = len(fitted.loco)
-    if n >= 2:  # jackknife variance over curves: grows with distance from the fitted schedules and horizon
-        dev = np.stack([np.log(np.maximum(law.predict(t, feats, steps)[0], 1e-300)) - log_mid for t in fitted.loco])
-        var = var + (n - 1) / n * np.sum((dev - dev.mean(axis=0)) ** 2, axis=0)
-    half = norm.ppf((1 + level) / 2) * np.sqrt(var)  # Gaussian in log loss
+    half = norm.ppf((1 + level) / 2) * np.sqrt(band_variance(fitted, feats, steps, mid))  # Gaussian in log loss
     half[mid <= 0] = np.nan  # no log-loss band around a loss <= 0 (warned above)
     return mid, mid * np.exp(-half), mid * np.exp(half)
+
+
+def _log_predictions(law, thetas, feats, steps) -> np.ndarray:
+    """log L at `steps` for each parameter vector whose predicted loss stays > 0 there (a loss <= 0 has no log:
+    such a draw or refit is dropped, never clipped into the variance)."""
+    preds = [law.predict(t, feats, steps)[0] for t in thetas]
+    return np.array([np.log(p) for p in preds if np.all(p > 0) and np.all(np.isfinite(p))]).reshape(-1, len(steps))
+
+
+def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) -> np.ndarray:
+    """Variance of log L at `steps`: bootstrap spread + the in-sample residual variance at that step + the law's fixed
+    misspecification, plus either the jackknife over the refits (>= 2 of them) or,
+    without one, the calibrated share of the distance to the nearest fitted point. Both last terms grow with the
+    distance from the fitted schedules and horizon."""
+    law = LAWS[fitted.law]
+    log_mid = np.log(np.maximum(mid, 1e-300))
+    boot = _log_predictions(law, fitted.boot, feats, steps)
+    var = (boot.var(axis=0) if len(boot) >= 2 else np.zeros(len(steps))) + fitted.misspec**2
+    if len(fitted.noise):
+        var += np.interp(steps, *fitted.noise)
+    elif len(fitted.resid):  # fits written before the residual profile
+        var += float(np.mean(fitted.resid**2))
+    jack = _log_predictions(law, fitted.loco, feats, steps)
+    n = len(jack)
+    if n >= 2:  # jackknife variance over curves
+        var += (n - 1) / n * np.sum((jack - jack.mean(axis=0)) ** 2, axis=0)
+    else:
+        var += (fitted.distance * _distance(fitted.anchors, steps, log_mid)) ** 2
+    return var
 
 
 def load_fit(fit_dir: str | Path) -> Fit:
@@ -385,28 +477,43 @@ def warn(notes: list[str]) -> None:
         pywarnings.warn(note, stacklevel=2)
 
 
-def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
-    """Final loss per candidate schedule with the `level` band of `predict`, the bootstrap probability that it is best,
-    and its gain over the first schedule (base - candidate: > 0 is better) with a `level` interval over the same draws."""
+def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9, n_draws: int = 4000, seed: int = 0) -> list[dict]:
+    """Final loss per candidate schedule with the `level` band of `predict`; its gain over the first schedule
+    (base - candidate: > 0 is better) with a Gaussian `level` interval, P(better), a verdict, and P(best).
+
+    The bootstrap alone only knows the parameters' spread (a few 1e-4 in log loss), while the law misses the
+    difference between two schedules' final losses by several times that on unseen schedules: the gain's variance is
+    the paired bootstrap variance plus the law's calibrated error on schedule differences (`fitted.diff`, log loss),
+    and P(best) draws each schedule's share of that error independently on top of the bootstrap draws.
+    """
     law = LAWS[fitted.law]
     names = list(schedules)
-    bands, draws = [], []
+    bands, finals = [], []
     for name in names:
         lr = schedules[name]
-        feats = law.features(lr / fitted.lr_peak, **fitted.options)
         last = np.array([len(lr) - 1])
         bands.append([float(v[0]) for v in predict(fitted, lr, last, level)])
-        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [bands[-1][0]])
-    draws = np.array(draws)  # [schedules, boot]
-    wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
-    gains = draws[0] - draws  # paired: each draw judges every schedule with the same parameters
-    tails = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2], axis=1)
-    return [
-        {"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
-         "gain": bands[0][0] - bands[i][0], "gain_lo": float(tails[0, i]), "gain_hi": float(tails[1, i]),
-         "p_better": float(np.mean(gains[i] > 0)), "warnings": support_warnings(fitted, schedules[n])}
-        for i, n in enumerate(names)
-    ]
+        finals.append([float(law.predict(b, law.features(lr / fitted.lr_peak, **fitted.options), last)[0][0]) for b in fitted.boot])
+    mids = np.array([b[0] for b in bands])
+    draws = np.array(finals).reshape(len(names), -1) if len(fitted.boot) else mids[:, None]  # [schedules, boot]
+    z = norm.ppf((1 + level) / 2)
+    rng = np.random.default_rng(seed)
+    pick = draws[:, rng.integers(0, draws.shape[1], n_draws)]
+    noisy = pick * np.exp(rng.normal(0.0, fitted.diff / np.sqrt(2), pick.shape))  # each schedule's half of the difference error
+    wins = np.bincount(noisy.argmin(axis=0), minlength=len(names)) / n_draws
+    rows = []
+    for i, n in enumerate(names):
+        gain = bands[0][0] - bands[i][0]
+        if i == 0:
+            sd = 0.0
+        else:
+            sd = float(np.sqrt(np.var(draws[0] - draws[i]) + (fitted.diff * (mids[0] + mids[i]) / 2) ** 2))
+        lo, hi = gain - z * sd, gain + z * sd
+        verdict = "query" if i == 0 else "better" if lo > 0 else "worse" if hi < 0 else "indistinguishable"
+        rows.append({"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
+                     "gain": gain, "gain_lo": lo, "gain_hi": hi, "p_better": float(norm.cdf(gain / sd)) if sd > 0 else 0.0,
+                     "verdict": verdict, "warnings": support_warnings(fitted, schedules[n])})
+    return rows
 
 
 def holdout_metrics(obs: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
