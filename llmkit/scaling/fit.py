@@ -20,7 +20,7 @@ from scipy.stats import norm
 
 from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
-from llmkit.scaling.calibration import DIFF, DISTANCE, MISSPEC
+from llmkit.scaling.calibration import DIFF, DISTANCE, JACKKNIFE, MISSPEC
 from llmkit.scaling.laws import LAWS, warmup_end
 
 
@@ -61,6 +61,7 @@ class Fit:
     noise: tuple = ()
     # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
     misspec: float = 0.0
+    jackknife: float = 1.0
     distance: float = 0.0
     diff: float = 0.0
 
@@ -94,7 +95,7 @@ class Fit:
             "leave_one_curve_out": self.loco.tolist(),
             "anchors": [{"step": s.tolist(), "log_loss": v.tolist()} for s, v in self.anchors],
             "residual_profile": {"step": self.noise[0].tolist(), "var": self.noise[1].tolist()} if len(self.noise) else None,
-            "band_terms": {"misspec": self.misspec, "distance": self.distance, "diff": self.diff},
+            "band_terms": {"misspec": self.misspec, "jackknife": self.jackknife, "distance": self.distance, "diff": self.diff},
         }
 
     @classmethod
@@ -285,7 +286,7 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
     return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes,
-               anchors=_anchors(theta, law_, data), noise=noise, misspec=MISSPEC[name], distance=DISTANCE[name], diff=DIFF[name])
+               anchors=_anchors(theta, law_, data), noise=noise, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name])
 
 
 def _check_options(options: dict) -> None:
@@ -439,9 +440,9 @@ def _log_predictions(law, thetas, feats, steps) -> np.ndarray:
 
 def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) -> np.ndarray:
     """Variance of log L at `steps`: bootstrap spread + the in-sample residual variance at that step + the law's fixed
-    misspecification, plus either the jackknife over the refits (>= 2 of them) or,
-    without one, the calibrated share of the distance to the nearest fitted point. Both last terms grow with the
-    distance from the fitted schedules and horizon."""
+    misspecification, plus either the jackknife over the refits (>= 2 of them; times a calibrated factor) or, without
+    one, the calibrated share of the distance to the nearest fitted point. Both last terms grow with the distance from
+    the fitted schedules and horizon."""
     law = LAWS[fitted.law]
     log_mid = np.log(np.maximum(mid, 1e-300))
     boot = _log_predictions(law, fitted.boot, feats, steps)
@@ -453,7 +454,7 @@ def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) 
     jack = _log_predictions(law, fitted.loco, feats, steps)
     n = len(jack)
     if n >= 2:  # jackknife variance over curves
-        var += (n - 1) / n * np.sum((jack - jack.mean(axis=0)) ** 2, axis=0)
+        var += fitted.jackknife * (n - 1) / n * np.sum((jack - jack.mean(axis=0)) ** 2, axis=0)
     else:
         var += (fitted.distance * _distance(fitted.anchors, steps, log_mid)) ** 2
     return var

@@ -51,6 +51,7 @@ SETTINGS = {  # row label -> (law, options); the fixed band terms are per law, m
     "power": ("power", {}),
 }
 Z90 = norm.ppf(0.95)
+JACKKNIFE_FACTORS = (0.0, 0.25, 0.5, 1.0)
 
 
 def load_size(folder: Path) -> dict:
@@ -67,7 +68,7 @@ def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot
     start = time.perf_counter()
     fitted = fit([curves[n] for n in fit_set], law, options, n_boot=n_boot)
     seconds = time.perf_counter() - start
-    fitted.misspec = fitted.distance = 0.0
+    fitted.misspec = fitted.distance = fitted.jackknife = 0.0
     rows = {}
     for name, c in curves.items():
         if name in fit_set:
@@ -77,8 +78,10 @@ def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot
         base = band_variance(fitted, feats, c.step, mid)
         fitted.distance = 1.0
         dist2 = band_variance(fitted, feats, c.step, mid) - base
-        fitted.distance = 0.0
-        rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "dist2": dist2,
+        fitted.distance, fitted.jackknife = 0.0, 1.0
+        jack = band_variance(fitted, feats, c.step, mid) - base
+        fitted.jackknife = 0.0
+        rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "dist2": dist2, "jack": jack,
                       "final_pred": float(mid[-1]), "final_obs": float(c.loss[-1]), "horizon": c.horizon}
     return {"rows": rows, "seconds": seconds}
 
@@ -102,9 +105,14 @@ def calibrate(runs: list[dict]) -> dict:
     one = [r for run in runs if run["fit_set"] == "one_curve" for r in run["rows"].values()]
     err = np.concatenate([np.abs(r["err"]) for r in split])
     base = np.concatenate([r["base"] for r in split])
-    misspec = _smallest_covering(err, lambda t: base + t**2, 0.1)
+    jack = np.concatenate([r["jack"] for r in split])
+    options = []
+    for factor in JACKKNIFE_FACTORS:
+        misspec = _smallest_covering(err, lambda t: base + factor * jack + t**2, 0.1)
+        options.append((np.median(np.sqrt(base + factor * jack + misspec**2)), factor, misspec))
+    _, jackknife, misspec = min(options)
     err = np.concatenate([np.abs(r["err"]) for r in one])
-    base = np.concatenate([r["base"] for r in one]) + misspec**2
+    base = np.concatenate([r["base"] + jackknife * r["jack"] for r in one]) + misspec**2
     d2 = np.concatenate([r["dist2"] for r in one])
     distance = _smallest_covering(err, lambda t: base + t**2 * d2, 10.0)
     pair_err = []
@@ -118,13 +126,13 @@ def calibrate(runs: list[dict]) -> dict:
                 if a["horizon"] == b["horizon"]:
                     pair_err.append((np.log(a["final_pred"]) - np.log(b["final_pred"])) - (np.log(a["final_obs"]) - np.log(b["final_obs"])))
     diff = float(np.sqrt(np.mean(np.square(pair_err)))) if pair_err else 0.0
-    return {"misspec": misspec, "distance": distance, "diff": diff}
+    return {"misspec": misspec, "jackknife": jackknife, "distance": distance, "diff": diff}
 
 
 def scores(run: dict, terms: dict) -> dict:
     """Held-out scores of one fit under the given fixed band terms."""
     rows = run["rows"].values()
-    var = [r["base"] + terms["misspec"] ** 2 + terms["distance"] ** 2 * r["dist2"] for r in rows]
+    var = [r["base"] + terms["jackknife"] * r["jack"] + terms["misspec"] ** 2 + terms["distance"] ** 2 * r["dist2"] for r in rows]
     half = np.concatenate([Z90 * np.sqrt(v) for v in var])
     err = np.concatenate([np.abs(r["err"]) for r in rows])
     rel = np.concatenate([r["rel"] for r in rows])
@@ -167,7 +175,7 @@ def main() -> None:
             rows = [results[f"{size}M {key} {fs}"] for size in sizes]
             summary.setdefault(fs, {})[key] = {m: float(np.mean([r[m] for r in rows])) for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
     if args.calibrate:
-        for term in ("misspec", "distance", "diff"):
+        for term in ("misspec", "jackknife", "distance", "diff"):
             print(f"{term.upper()} = " + json.dumps({k: round(v[term], 5) for k, v in fixed.items()}))
     Path(args.out).write_text(json.dumps({"results": results, "fixed_terms_all_sizes": fixed}, indent=2) + "\n")
     final = {m: {k: v[m] for k, v in summary["mpl_split"].items()} for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
