@@ -11,7 +11,7 @@ from scipy.stats import norm
 from llmkit.errors import LlmkitError
 from llmkit.io import write_json
 from llmkit.scaling.cli import fit_main, predict_main
-from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, held_at_peak, load_curves, load_fit, predict
+from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, held_at_peak, load_curves, load_fit, predict, summary
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
 from llmkit.scaling.optimize import optimize_schedule
 from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
@@ -185,7 +185,7 @@ def test_fit_run_on_short_noisy_finetune_curve(tmp_path):
         params = fit_run([run], "annealing", holdout_after=120, out_dir=tmp_path / "fit", n_boot=20)
     for name in ("params.json", "pred.json", "pred.csv", "curve.png", "summary.txt"):
         assert (tmp_path / "fit" / name).is_file()
-    assert params["target"] == "auto" and params["curves"][0]["name"] == "ft"
+    assert params["target"] == "loss" and params["target_requested"] == "auto" and params["curves"][0]["name"] == "ft"
     pred = json.loads((tmp_path / "fit" / "pred.json").read_text())
     held = pred["curves"][0]["holdout"]
     assert held["n"] == 80 and np.isfinite(held["pred_e"])
@@ -497,3 +497,56 @@ def test_one_curve_band_widens_with_distance_from_the_fitted_schedule():
     longer = half("cosine:peak=3e-4,steps=24000,warmup=200,min=0", [8000, 24000])
     assert np.all(other > 1.5 * same) and np.all(held > 1.5 * same)  # another schedule: wider
     assert longer[1] > 2 * same[1]  # 3x the fitted horizon
+
+
+def _curve_csv(path: Path, spec: str, with_lr: bool = True) -> Curve:
+    curve = _synthetic([2.5, 30.0, 2e-5, 0.5], spec, 50, 0.001, 0)
+    rows = [f"{s},{curve.lr[s]:.8g},{v:.6f}" if with_lr else f"{s},{v:.6f}" for s, v in zip(curve.step, curve.loss)]
+    path.write_text(("step,lr,loss\n" if with_lr else "step,loss\n") + "\n".join(rows) + "\n")
+    return curve
+
+
+def test_an_lr_csv_is_accepted_wherever_a_schedule_spec_is(tmp_path):
+    spec = "cosine:peak=3e-4,steps=3000,warmup=100,min=0"
+    _curve_csv(tmp_path / "run.csv", spec, with_lr=False)
+    lr = parse_schedule(spec)
+    (tmp_path / "cosine_lr.csv").write_text("step,lr\n" + "".join(f"{s},{v:.10g}\n" for s, v in enumerate(lr)))
+    by_spec, _ = load_curves([tmp_path / "run.csv"], schedules=[spec])
+    by_csv, _ = load_curves([tmp_path / "run.csv"], schedules=[str(tmp_path / "cosine_lr.csv")])
+    np.testing.assert_allclose(by_csv[0].lr, by_spec[0].lr, rtol=1e-9)
+    assert fit_main([str(tmp_path / "run.csv"), "--schedule", str(tmp_path / "cosine_lr.csv"), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    out = tmp_path / "p.csv"
+    assert predict_main([str(tmp_path / "fit"), "--schedule", str(tmp_path / "cosine_lr.csv"), "--out", str(out), "--compare", spec]) == 0
+    table = json.loads((tmp_path / "p_compare.json").read_text())
+    assert table[0]["final_loss"] == pytest.approx(table[1]["final_loss"], rel=1e-9)
+
+
+def test_fit_target_is_resolved_printed_and_stored(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    lr = parse_schedule("cosine:peak=3e-4,steps=400,warmup=20,min=0")
+    lines = [json.dumps({"step": s, "loss": 3 - s / 400, "learning_rate": lr[s]}) for s in range(1, 401)]
+    lines += [json.dumps({"step": s, "eval_loss": 3.1 - s / 400}) for s in range(20, 401, 20)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert fit_main([str(run), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["target"] == "eval_loss" and params["target_requested"] == "auto"
+    assert "points of eval_loss" in capsys.readouterr().out
+
+
+def test_a_parameter_on_its_zero_bound_is_flagged():
+    truth = [2.5, 30.0, 2e-5, 0.5]  # the single-momentum law: no fast component at all
+    curves = [_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.0, 0),
+              _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.0, 1)]
+    got = fit(curves, "annealing_2scale", {"warmup": "as_peak"}, n_boot=0)
+    assert got.params()["C_fast"] == 0.0
+    assert any(w.startswith("C_fast = 0 sits on its bound") for w in got.warnings)
+
+
+def test_summary_reports_the_fit_error_in_percent_of_loss():
+    curves = [_synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.002, 0)]
+    got = fit(curves, "annealing", n_boot=0)
+    rel = np.abs(predict(got, curves[0].lr, curves[0].step)[0] / curves[0].loss - 1)
+    keep = curves[0].step >= 200
+    text = summary(got, [])
+    assert f"fit error {100 * rel[keep].mean():.3f}% of loss (mean), {100 * rel[keep].max():.3f}% (max)" in text.splitlines()[0]

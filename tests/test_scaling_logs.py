@@ -271,3 +271,21 @@ def test_damaged_tensorboard_file_names_the_file_and_the_step_where_reading_stop
     note = next(n for n in log.notes if path.name in n)
     assert f"after step {last}" in note and ("truncated" if damage == "truncated" else "corrupt") in note
     assert "\n" not in note
+
+
+def test_tensorboard_without_known_tags_lists_the_tags_present_and_hints_columns(tmp_path):
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from llmkit.scaling.fit import load_curves
+
+    writer = EventFileWriter(str(tmp_path))
+    for step in range(5):
+        values = [Summary.Value(tag="Loss/train", simple_value=3.0 - step / 10), Summary.Value(tag="LR", simple_value=1e-3)]
+        writer.add_event(Event(step=step, wall_time=1.0 + step, summary=Summary(value=values)))
+    writer.close()
+    with pytest.raises(LlmkitError, match=r"no loss values found.*fields present: LR, Loss/train.*--columns loss=Loss/train,lr=LR"):
+        load_curves([tmp_path])
+    curves, _ = load_curves([tmp_path], columns={"loss": "Loss/train", "lr": "LR"})
+    np.testing.assert_allclose(curves[0].loss, [3.0, 2.9, 2.8, 2.7, 2.6], rtol=1e-6)

@@ -32,6 +32,7 @@ class Curve:
     lr: np.ndarray
     step: np.ndarray
     loss: np.ndarray
+    target: str = "loss"  # which logged series `loss` holds: the train loss or eval_loss
 
     @property
     def horizon(self) -> int:
@@ -60,6 +61,8 @@ class Fit:
     # (steps, variance): the in-sample squared log residual as it varies with the step (see `_residual_profile`)
     noise: tuple = ()
     # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
+    rel_error: list = field(default_factory=list)  # in-sample |fit/data - 1|: [mean, max]
+    cv_error: float | None = None  # mean |prediction/data - 1| of the identifiable leave-one-curve-out refits
     misspec: float = 0.0
     jackknife: float = 1.0
     distance: float = 0.0
@@ -95,6 +98,8 @@ class Fit:
             "leave_one_curve_out": self.loco.tolist(),
             "anchors": [{"step": s.tolist(), "log_loss": v.tolist()} for s, v in self.anchors],
             "residual_profile": {"step": self.noise[0].tolist(), "var": self.noise[1].tolist()} if len(self.noise) else None,
+            "fit_error": self.rel_error,
+            "cv_error": self.cv_error,
             "band_terms": {"misspec": self.misspec, "jackknife": self.jackknife, "distance": self.distance, "diff": self.diff},
         }
 
@@ -112,6 +117,7 @@ class Fit:
                 objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
                 n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
                 anchors=[(np.array(a["step"], dtype=np.int64), np.array(a["log_loss"], dtype=np.float64)) for a in doc.get("anchors", [])],
+                rel_error=list(doc.get("fit_error", [])), cv_error=doc.get("cv_error"),
                 noise=(np.array(doc["residual_profile"]["step"], dtype=np.int64), np.array(doc["residual_profile"]["var"]))
                 if doc.get("residual_profile") else (),
                 **{k: float(v) for k, v in doc.get("band_terms", {}).items()},
@@ -247,8 +253,9 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
     if n < 3 * len(theta):
         notes.append(f"only {n} fitted points for {len(theta)} parameters")
     for name, value, (lo, hi) in zip(law.params, theta, law.bounds):
-        if np.isfinite(hi) and value >= hi * (1 - 1e-6) or (lo > 0 and value <= lo * (1 + 1e-6)):
-            notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]")
+        if np.isfinite(hi) and value >= hi * (1 - 1e-6) or value <= lo * (1 + 1e-6) + (1e-12 if lo == 0 else 0):
+            what = " (its term is switched off)" if lo == 0 and name not in ("L0", "alpha") else ""
+            notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]{what}: the data did not pin it down")
     return notes
 
 
@@ -279,14 +286,16 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
     r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
-    loco = np.zeros((0, len(theta)))
+    loco, cv_error = np.zeros((0, len(theta))), None
     if n_boot > 0 and len(data) >= 2:
         loco_resid, loco = _leave_one_curve_out(law_, data, delta)
+        cv_error = float(np.mean(np.abs(np.expm1(loco_resid)))) if len(loco_resid) else None
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
     return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes,
-               anchors=_anchors(theta, law_, data), noise=noise, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name])
+               anchors=_anchors(theta, law_, data), noise=noise, rel_error=[float(np.mean(np.abs(pred / y - 1))), float(np.max(np.abs(pred / y - 1)))],
+               cv_error=cv_error, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name])
 
 
 def _check_options(options: dict) -> None:
@@ -542,8 +551,8 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
 
     The LR at every step comes from the log, or from `schedules`: one spec for every log, or one per log in order.
     """
-    from llmkit.scaling.logs import read_log
-    from llmkit.scaling.schedules import lr_per_step, parse_schedule
+    from llmkit.scaling.logs import ALIASES, read_log
+    from llmkit.scaling.schedules import lr_per_step, schedule_lr
 
     specs = list(schedules or [])
     if len(specs) not in (0, 1, len(log_paths)):
@@ -562,9 +571,10 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
             raise LlmkitError(f"{raw}: unknown target {target!r}; use auto, loss or eval_loss")
         points = series[target_]
         if len(points) == 0:
-            raise LlmkitError(f"{log.path}: no {target_} values found")
+            raise LlmkitError(f"{log.path}: no {target_} values found (looked for {', '.join(ALIASES[target_])}); fields present: "
+                              f"{', '.join(log.fields) or 'none'}; map yours with --columns, e.g. --columns {_columns_hint(log.fields)}")
         if schedule:
-            lr = parse_schedule(schedule)
+            lr = schedule_lr(schedule)
             if len(lr) - 1 < points.step[-1]:
                 raise LlmkitError(f"{log.path}: schedule {schedule!r} ends at step {len(lr) - 1}, the log goes to {points.step[-1]}")
         else:
@@ -575,8 +585,15 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
         while name in seen:
             name += "'"
         seen.add(name)
-        curves.append(Curve(name, lr, points.step, points.value))
+        curves.append(Curve(name, lr, points.step, points.value, target_))
     return curves, notes
+
+
+def _columns_hint(fields: list[str]) -> str:
+    """A --columns value guessed from the field names: the first with 'loss' in it, and one that looks like an LR."""
+    loss = next((f for f in fields if "loss" in f.lower() and not any(k in f.lower() for k in ("eval", "val", "test"))), "LOSS_TAG")
+    lr = next((f for f in fields if f.lower() in {"lr", "learning_rate"} or "lr" in f.lower().split("/")), None)
+    return f"loss={loss}" + (f",lr={lr}" if lr else "")
 
 
 def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None, out_dir: str | Path = "fit",
@@ -612,7 +629,8 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
             "decay_gain_final": None if mid[-1] <= 0 else 0.0 if plateau is None else float(plateau[-1] - mid[-1]),
         })
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
-    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
+    targets = sorted({c.target for c in curves})
+    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": ",".join(targets), "target_requested": target,
               "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
     write_json(out / "params.json", params)
     write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
@@ -620,15 +638,19 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     from llmkit.scaling.plot import plot_fit
 
     plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
-    atomic_write_text(out / "summary.txt", summary(fitted, per_curve) + "\n")
+    atomic_write_text(out / "summary.txt", summary(fitted, per_curve, params["target"]) + "\n")
     warn(fitted.warnings)
     return params
 
 
-def summary(fitted: Fit, per_curve: list[dict]) -> str:
+def summary(fitted: Fit, per_curve: list[dict], target: str | None = None) -> str:
     """A readable few lines: parameters with intervals, fit quality, held-out errors, final-loss predictions."""
     ci = fitted.intervals()
-    lines = [f"law {fitted.law} {fitted.options}; {fitted.n_points} points; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
+    # R2 of a long per-step curve is ~1 whatever the fit: the error in % of the loss is what a reader can judge
+    error = f"fit error {100 * fitted.rel_error[0]:.3f}% of loss (mean), {100 * fitted.rel_error[1]:.3f}% (max); " if fitted.rel_error else ""
+    cv = f"leave-one-curve-out error {100 * fitted.cv_error:.3f}%; " if fitted.cv_error is not None else ""
+    lines = [f"law {fitted.law} {fitted.options}; {error}{cv}{fitted.n_points} points" + (f" of {target}" if target else "")
+             + f"; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
     for name, value in fitted.params().items():
         band = f" [{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if name in ci else ""
         lines.append(f"  {name:6s} {value:.6g}{band}")

@@ -50,6 +50,7 @@ class RunLog:
     eval_loss: Series
     lr: Series
     notes: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # every key seen beside the step: for "which column is the loss?"
 
 
 def _number(value, where: str, key: str) -> float | None:
@@ -81,7 +82,7 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
     last: dict[str, dict[int, float]] = {name: {} for name in SERIES}
     nonfinite = {name: 0 for name in SERIES}
     repeats = {name: 0 for name in SERIES}
-    n_records = 0
+    n_records, seen = 0, set()
     for lineno, record in records:
         where = f"{path}:{lineno}"
         step_key = _pick(record, "step", columns)
@@ -93,6 +94,7 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
         if step < 0:  # the laws index the LR by step: a negative step has no place on the curve
             raise LlmkitError(f"{where}: step {step:g} is negative")
         n_records += 1
+        seen.update(k for k in record if k != step_key)
         # HF's end-of-training summary carries `train_loss` = the run's mean loss, not a step's loss.
         summary = "train_runtime" in record
         for name in SERIES:
@@ -120,7 +122,7 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
     for name in SERIES:
         steps = np.array(sorted(last[name]), dtype=np.int64)
         series[name] = Series(steps, np.array([last[name][s] for s in steps], dtype=np.float64))
-    return RunLog(path, series["loss"], series["eval_loss"], series["lr"], notes)
+    return RunLog(path, series["loss"], series["eval_loss"], series["lr"], notes, sorted(seen))
 
 
 def _json_lines(path: Path, notes: list[str]):
