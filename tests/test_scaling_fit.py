@@ -550,3 +550,31 @@ def test_summary_reports_the_fit_error_in_percent_of_loss():
     keep = curves[0].step >= 200
     text = summary(got, [])
     assert f"fit error {100 * rel[keep].mean():.3f}% of loss (mean), {100 * rel[keep].max():.3f}% (max)" in text.splitlines()[0]
+
+
+def test_law_auto_picks_the_lowest_leave_one_curve_out_error_and_falls_back_to_annealing(tmp_path, capsys):
+    from llmkit.scaling.fit import AUTO_LAWS, choose_law
+
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    specs = ["cosine:peak=3e-4,steps=8000,warmup=200,min=0", "constant:peak=3e-4,steps=8000,warmup=200",
+             "twostage:peak=3e-4,steps=8000,warmup=200,switch=4000,second=1e-4"]
+    curves = [_synthetic(truth, spec, 100, 0.002, i) for i, spec in enumerate(specs)]
+    law, cv, line = choose_law(curves)
+    # by hand: refit without each curve whose rest still anneals (all three here), error on the held-out curve
+    for name in AUTO_LAWS:
+        errs = []
+        for j in range(3):
+            rest = fit(curves[:j] + curves[j + 1:], name, n_boot=0)
+            keep = curves[j].step >= 200
+            errs.append(np.abs(predict(rest, curves[j].lr, curves[j].step[keep])[0] / curves[j].loss[keep] - 1))
+        assert cv[name] == pytest.approx(np.mean(np.concatenate(errs)), rel=0.05)
+    assert law == min(cv, key=cv.get) and law != "power" and f"{law} {100 * cv[law]:.3f}%" in line
+    # two curves, one constant: leaving out the cosine leaves nothing that anneals, leaving out the constant is fine
+    assert choose_law(curves[:2])[1]["annealing"] is not None
+    law, cv, line = choose_law([curves[0]])
+    assert law == "annealing" and all(v is None for v in cv.values()) and "no identifiable" in line
+    for i, c in enumerate(curves):
+        (tmp_path / f"c{i}.csv").write_text("step,lr,loss\n" + "".join(f"{s},{c.lr[s]:.10g},{v:.6f}\n" for s, v in zip(c.step, c.loss)))
+    assert fit_main([str(tmp_path / f"c{i}.csv") for i in range(3)] + ["--law", "auto", "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["law"] == params["law_choice"]["law"] and "law auto:" in capsys.readouterr().out

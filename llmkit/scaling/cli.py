@@ -31,11 +31,12 @@ def _print_warnings(caught) -> None:
 
 def fit_main(argv: list[str]) -> int:
     """llmkit fit LOG [LOG ...] [--law ...] [--holdout-after STEP] [--out DIR]"""
-    from llmkit.scaling.fit import fit_run
+    from llmkit.scaling.fit import AUTO_LAWS, fit_run
 
     p = argparse.ArgumentParser(prog="llmkit fit", description="Fit a loss-curve law to one or more training logs.")
     p.add_argument("logs", nargs="+", metavar="LOG", help="run directory, metrics.jsonl, trainer_state.json, TensorBoard events, W&B export, CSV (step,lr,loss) or text log")
-    p.add_argument("--law", default="annealing", choices=sorted(LAWS))
+    p.add_argument("--law", default="annealing", choices=sorted(LAWS) + ["auto"],
+                   help="auto: the law with the lowest leave-one-curve-out error (>= 2 curves, one annealing), else annealing")
     p.add_argument("--holdout-after", type=int, default=None, metavar="STEP", help="fit steps <= STEP only; report errors on the rest")
     p.add_argument("--out", default="fit", metavar="DIR")
     p.add_argument("--min-step", type=int, default=None, help="ignore earlier points (default: the end of warmup)")
@@ -51,7 +52,8 @@ def fit_main(argv: list[str]) -> int:
     p.add_argument("--n-boot", type=int, default=100, help="bootstrap refits for intervals (0: none)")
     args = p.parse_args(argv)
     options = {k: v for k, v in {"lam": args.lam, "lam_fast": args.lam_fast, "warmup": args.warmup}.items() if v is not None}
-    unused = sorted(set(options) - set(LAWS[args.law].defaults))
+    laws = AUTO_LAWS if args.law == "auto" else [args.law]
+    unused = sorted(set(options) - {k for law in laws for k in LAWS[law].defaults})
     if unused:
         flags = "/".join("--" + k.replace("_", "-") for k in unused)
         raise LlmkitError(f"{flags}: not used by --law {args.law}")

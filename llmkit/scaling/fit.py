@@ -318,7 +318,14 @@ def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
     A refit that fails the identifiability rule (e.g. only constant-LR curves left: C is whatever the start
     was) or predicts a loss <= 0 on the held-out curve says nothing about the full fit's error and is dropped.
     """
-    out, thetas = [], []
+    refits = _loco_refits(law, data, delta)
+    out = [resid for _, _, resid in refits]
+    return (np.concatenate(out) if out else np.zeros(0)), np.array([t for _, t, _ in refits]).reshape(-1, len(law.params))
+
+
+def _loco_refits(law, data, delta) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(held-out curve index, refitted parameters, its log residuals) for each refit that `_leave_one_curve_out` keeps."""
+    refits = []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
         if sum(len(s) for _, s, _ in rest) <= len(law.params) or not _identified(law, rest):
@@ -326,11 +333,34 @@ def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
         theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
         pred = law.predict(theta, feats, steps)[0]
-        if not np.all(pred > 0):
-            continue
-        out.append(logy - np.log(pred))
-        thetas.append(theta)
-    return (np.concatenate(out) if out else np.zeros(0)), np.array(thetas).reshape(-1, len(law.params))
+        if np.all(pred > 0):
+            refits.append((j, theta, logy - np.log(pred)))
+    return refits
+
+
+# --law auto chooses among these. multi_power is left out: its fit takes about a minute per refit (see the README).
+AUTO_LAWS = ("annealing", "annealing_2scale", "power")
+
+
+def choose_law(curves: list[Curve], options: dict | None = None, min_step: int | None = None, max_step: int | None = None,
+               delta: float = 1e-3) -> tuple[str, dict, str]:
+    """`--law auto`: the law of AUTO_LAWS with the lowest leave-one-curve-out error (mean |prediction/data - 1|) on the
+    curves whose refits every law can be trusted on; annealing where no such refit exists (one curve, or no curve
+    left that anneals). Returns the law, its CV error per law (None: no trusted refit), and a line saying so."""
+    held: dict[str, dict[int, np.ndarray]] = {}
+    for name in AUTO_LAWS:
+        law = LAWS[name]
+        opts = {**law.defaults, **{k: v for k, v in (options or {}).items() if k in law.defaults}}
+        _check_options(opts)
+        _, data, _ = _prepare(curves, law, opts, min_step, max_step)
+        held[name] = {j: resid for j, _, resid in _loco_refits(law, data, delta)} if len(data) >= 2 else {}
+    common = sorted(set.intersection(*(set(h) for h in held.values())))
+    cv = {name: float(np.mean(np.abs(np.expm1(np.concatenate([h[j] for j in common]))))) if common else None for name, h in held.items()}
+    if not common:
+        return "annealing", cv, "law auto: annealing (no identifiable leave-one-curve-out refit: needs >= 2 curves, with one that anneals left in each refit)"
+    best = min(cv, key=cv.get)
+    listed = ", ".join(f"{name} {100 * err:.3f}%" for name, err in sorted(cv.items(), key=lambda kv: kv[1]))
+    return best, cv, f"law auto: {best}, by leave-one-curve-out error on {len(common)} held-out curve(s): {listed}"
 
 
 def _anchors(theta, law, data, n: int = 400) -> list:
@@ -604,6 +634,11 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     if out.exists() and not out.is_dir():
         raise LlmkitError(f"--out {out}: is a file, not a directory; name a directory for params.json and the plots")
     curves, notes = load_curves(log_paths, target, schedules, fmt, columns)
+    choice = None
+    if law == "auto":
+        law, cv, line = choose_law(curves, options, min_step=min_step, max_step=holdout_after)
+        choice = {"law": law, "cv_error": cv, "note": line}
+        options = {k: v for k, v in (options or {}).items() if k in LAWS[law].defaults}
     fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty output directory behind
     fitted.warnings = notes + fitted.warnings
@@ -631,6 +666,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
     targets = sorted({c.target for c in curves})
     params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": ",".join(targets), "target_requested": target,
+              "law_choice": choice,
               "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
     write_json(out / "params.json", params)
     write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
@@ -638,7 +674,8 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     from llmkit.scaling.plot import plot_fit
 
     plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
-    atomic_write_text(out / "summary.txt", summary(fitted, per_curve, params["target"]) + "\n")
+    text = summary(fitted, per_curve, params["target"]) + "\n"
+    atomic_write_text(out / "summary.txt", (choice["note"] + "\n" if choice else "") + text)
     warn(fitted.warnings)
     return params
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import kendalltau, norm
 
-from llmkit.scaling.fit import Curve, band_variance, fit, point_prediction
+from llmkit.scaling.fit import Curve, band_variance, choose_law, fit, point_prediction
 from llmkit.scaling.laws import LAWS
 from llmkit.scaling.logs import read_log
 from llmkit.scaling.schedules import parse_schedule
@@ -49,6 +49,7 @@ SETTINGS = {  # row label -> (law, options); the fixed band terms are per law, m
     "annealing_2scale": ("annealing_2scale", {}),
     "multi_power": ("multi_power", {}),
     "power": ("power", {}),
+    "auto": ("auto", {}),  # its fixed band terms here are measured on whichever laws it picked
 }
 Z90 = norm.ppf(0.95)
 JACKKNIFE_FACTORS = (0.0, 0.25, 0.5, 1.0)
@@ -66,6 +67,8 @@ def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot
     """Fit `fit_set`, and per unseen curve: log errors and the band variance split into the part the fit measures
     (`base`) and the factor of the distance share squared (`dist2`); plus final losses, for the rank and pair checks."""
     start = time.perf_counter()
+    if law == "auto":  # the law --law auto picks on the fitted curves alone
+        law = choose_law([curves[n] for n in fit_set])[0]
     fitted = fit([curves[n] for n in fit_set], law, options, n_boot=n_boot)
     seconds = time.perf_counter() - start
     fitted.misspec = fitted.distance = fitted.jackknife = 0.0
@@ -83,7 +86,7 @@ def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot
         fitted.jackknife = 0.0
         rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "dist2": dist2, "jack": jack,
                       "final_pred": float(mid[-1]), "final_obs": float(c.loss[-1]), "horizon": c.horizon}
-    return {"rows": rows, "seconds": seconds}
+    return {"rows": rows, "seconds": seconds, "law": law}
 
 
 def _smallest_covering(err: np.ndarray, var_of, hi: float) -> float:
@@ -142,7 +145,7 @@ def scores(run: dict, terms: dict) -> dict:
         "pred_e": float(np.mean([r["rel"].mean() for r in rows])), "worst_e": float(np.mean([r["rel"].max() for r in rows])),
         "coverage": float(np.mean(err <= half)), "half_width": float(np.median(np.expm1(half))),
         "half_width_over_error": float(np.median(np.expm1(half)) / np.median(rel)),
-        "rank_corr": float(kendalltau(final_pred, final_obs).statistic), "fit_seconds": run["seconds"],
+        "rank_corr": float(kendalltau(final_pred, final_obs).statistic), "fit_seconds": run["seconds"], "law": run["law"],
     }
 
 
@@ -170,7 +173,8 @@ def main() -> None:
             s = scores(run, terms)
             results[f"{run['size']}M {key} {run['fit_set']}"] = {**s, "terms": terms}
             print(f"{run['size']:>4s} {key:18s} {run['fit_set']:10s} {100 * s['pred_e']:7.3f} {100 * s['worst_e']:8.3f} {s['coverage']:6.2f} "
-                  f"{100 * s['half_width']:6.3f} {s['half_width_over_error']:8.2f} {s['rank_corr']:5.2f} {s['fit_seconds']:6.1f}", flush=True)
+                  f"{100 * s['half_width']:6.3f} {s['half_width_over_error']:8.2f} {s['rank_corr']:5.2f} {s['fit_seconds']:6.1f}"
+                  + (f"  -> {run['law']}" if key == "auto" else ""), flush=True)
         for fs in FIT_SETS:
             rows = [results[f"{size}M {key} {fs}"] for size in sizes]
             summary.setdefault(fs, {})[key] = {m: float(np.mean([r[m] for r in rows])) for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
