@@ -132,7 +132,7 @@ def test_two_scale_parameter_recovery():
         steps = np.arange(100, len(lr), 100)
         clean = law.predict(truth, law.features(lr / lr.max(), **law.defaults), steps)[0]
         curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
-    got = fit(curves, "annealing_2scale", n_boot=0).params()
+    got = fit(curves, "annealing_2scale", min_step=500, n_boot=0).params()
     assert got["L0"] == pytest.approx(truth[0], rel=0.02)
     assert got["C"] == pytest.approx(truth[2], rel=0.1)
     assert got["C_fast"] == pytest.approx(truth[3], rel=0.2)
@@ -547,7 +547,7 @@ def test_summary_reports_the_fit_error_in_percent_of_loss():
     curves = [_synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.002, 0)]
     got = fit(curves, "annealing", n_boot=0)
     rel = np.abs(predict(got, curves[0].lr, curves[0].step)[0] / curves[0].loss - 1)
-    keep = curves[0].step >= 200
+    keep = curves[0].step >= 400  # the end of warmup (200) or 5% of the 8000 steps, whichever is later
     text = summary(got, [])
     assert f"fit error {100 * rel[keep].mean():.3f}% of loss (mean), {100 * rel[keep].max():.3f}% (max)" in text.splitlines()[0]
 
@@ -565,7 +565,7 @@ def test_law_auto_picks_the_lowest_leave_one_curve_out_error_and_falls_back_to_a
         errs = []
         for j in range(3):
             rest = fit(curves[:j] + curves[j + 1:], name, n_boot=0)
-            keep = curves[j].step >= 200
+            keep = curves[j].step >= 400
             errs.append(np.abs(predict(rest, curves[j].lr, curves[j].step[keep])[0] / curves[j].loss[keep] - 1))
         assert cv[name] == pytest.approx(np.mean(np.concatenate(errs)), rel=0.05)
     assert law == min(cv, key=cv.get) and law != "power" and f"{law} {100 * cv[law]:.3f}%" in line
@@ -578,3 +578,17 @@ def test_law_auto_picks_the_lowest_leave_one_curve_out_error_and_falls_back_to_a
     assert fit_main([str(tmp_path / f"c{i}.csv") for i in range(3)] + ["--law", "auto", "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
     params = json.loads((tmp_path / "fit" / "params.json").read_text())
     assert params["law"] == params["law_choice"]["law"] and "law auto:" in capsys.readouterr().out
+
+
+def test_a_log_without_warmup_is_fitted_after_its_initial_transient(tmp_path, capsys):
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    curve = _synthetic(truth, "cosine:peak=3e-4,steps=4000,min=0", 10, 0.001, 0)
+    loss = curve.loss + 8.0 * np.exp(-curve.step / 40.0)  # loss ~10 at step 10, settled by step ~300
+    (tmp_path / "run.csv").write_text("step,lr,loss\n" + "".join(f"{s},{curve.lr[s]:.10g},{v:.6f}\n" for s, v in zip(curve.step, loss)))
+    assert fit_main([str(tmp_path / "run.csv"), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["fit_start"] == {"run": 200} and params["n_points"] == len(curve.step[curve.step >= 200])
+    assert "fitted from step 200" in capsys.readouterr().out
+    assert params["params"]["L0"] == pytest.approx(2.5, rel=0.02)
+    assert fit_main([str(tmp_path / "run.csv"), "--n-boot", "0", "--min-step", "1", "--out", str(tmp_path / "all")]) == 0
+    assert json.loads((tmp_path / "all" / "params.json").read_text())["n_points"] == len(curve.step)

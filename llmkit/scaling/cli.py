@@ -39,7 +39,7 @@ def fit_main(argv: list[str]) -> int:
                    help="auto: the law with the lowest leave-one-curve-out error (>= 2 curves, one annealing), else annealing")
     p.add_argument("--holdout-after", type=int, default=None, metavar="STEP", help="fit steps <= STEP only; report errors on the rest")
     p.add_argument("--out", default="fit", metavar="DIR")
-    p.add_argument("--min-step", type=int, default=None, help="ignore earlier points (default: the end of warmup)")
+    p.add_argument("--min-step", type=int, default=None, help="ignore earlier points (default: the end of warmup or 5%% of the run, whichever is later)")
     p.add_argument("--lam", type=float, default=None, help="annealing laws: momentum lambda of S2 (default 0.999)")
     p.add_argument("--lam-fast", type=float, default=None, help="annealing_2scale: the fast momentum lambda (default 0.99)")
     p.add_argument("--warmup", choices=["as_peak", "actual"], default=None,

@@ -212,14 +212,22 @@ def _starts(law, data, delta, n_starts):
     return picked
 
 
+def fit_start(curve: Curve, min_step: int | None = None) -> int:
+    """The first fitted step: `min_step` if given, else the end of warmup or 5% of the run, whichever is later. The
+    first few % of a run are a transient (loss 10 -> 4) that no schedule law describes; the official procedure fits
+    from step 1000 of 20000, and a log without warmup would otherwise be fitted from step 1."""
+    if min_step is not None:
+        return max(min_step, 1)
+    return max(warmup_end(curve.lr), math.ceil(0.05 * curve.horizon), 1)
+
+
 def _prepare(curves, law, options, min_step, max_step=None):
     """Per curve: law features on the peak-normalised LR, and the (step, log loss) points inside the fit window."""
     peak = max(float(c.lr.max()) for c in curves)
     data, kept = [], []
     for c in curves:
         feats = law.features(c.lr / peak, **options)
-        lo = max(min_step if min_step is not None else warmup_end(c.lr), 1)
-        keep = (c.step >= lo) & (c.step <= c.horizon) & np.isfinite(c.loss) & (c.loss > 0)
+        keep = (c.step >= fit_start(c, min_step)) & (c.step <= c.horizon) & np.isfinite(c.loss) & (c.loss > 0)
         if max_step is not None:
             keep &= c.step <= max_step
         data.append((feats, c.step[keep].astype(np.int64), np.log(c.loss[keep])))
@@ -642,6 +650,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty output directory behind
     fitted.warnings = notes + fitted.warnings
+    starts = {c.name: fit_start(c, min_step) for c in curves}
     preds, per_curve, rows = {}, [], []
     for c in curves:
         steps = np.arange(1, c.horizon + 1)
@@ -655,7 +664,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
         held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
         idx = at - 1
         per_curve.append({
-            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
+            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)), "fit_start": starts[c.name],
             "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
             "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
             "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
@@ -666,6 +675,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
     targets = sorted({c.target for c in curves})
     params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": ",".join(targets), "target_requested": target,
+              "fit_start": starts,
               "law_choice": choice,
               "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
     write_json(out / "params.json", params)
@@ -673,7 +683,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
     atomic_write_text(out / "pred.csv", "curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
     from llmkit.scaling.plot import plot_fit
 
-    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
+    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after, starts)
     text = summary(fitted, per_curve, params["target"]) + "\n"
     atomic_write_text(out / "summary.txt", (choice["note"] + "\n" if choice else "") + text)
     warn(fitted.warnings)
@@ -696,6 +706,7 @@ def summary(fitted: Fit, per_curve: list[dict], target: str | None = None) -> st
         held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
         f = c["pred_final"]
         gain = f" (LR decay gains {c['decay_gain_final']:+.4f} over holding the peak)" if c["decay_gain_final"] else ""  # 0 or None
-        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}")
+        start = f"; fitted from step {c['fit_start']}" if "fit_start" in c else ""
+        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}{start}")
     lines += [f"  warning: {w}" for w in fitted.warnings]
     return "\n".join(lines)
