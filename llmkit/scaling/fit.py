@@ -424,7 +424,8 @@ def _bootstrap(theta, law, data, delta, n_boot, seed):
     fitted = [(f, s, np.log(law.predict(theta, f, s)[0])) for f, s, _ in data]
     resid = [logy - fl for (_, _, logy), (_, _, fl) in zip(data, fitted)]
     draws = []
-    for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=n_boot < 50):
+    # disable=None: a progress bar on a terminal only, never into a log or a pipe
+    for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=True if n_boot < 50 else None):
         sample = [(f, s, fl + _block_resample(r, rng)) for (f, s, fl), r in zip(fitted, resid)]
         draws.append(_lbfgsb(theta, law, sample, delta, maxiter=500)[0])
     return np.array(draws)

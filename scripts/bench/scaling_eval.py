@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -52,7 +51,6 @@ SETTINGS = {  # row label -> (law, options); the fixed band terms are per law, m
     "power": ("power", {}),
     "auto": ("auto", {}),  # its fixed band terms here are measured on whichever laws it picked
 }
-os.environ.setdefault("TQDM_DISABLE", "1")  # the bootstrap's progress bar would overwrite the table
 Z90 = norm.ppf(0.95)
 JACKKNIFE_FACTORS = (0.0, 0.25, 0.5, 1.0)
 
