@@ -47,7 +47,7 @@ class Fit:
     options: dict
     theta: np.ndarray
     boot: np.ndarray  # [n_boot, n_params]
-    resid: np.ndarray  # log residuals the bands draw from: of the identifiable leave-one-curve-out refits, else in-sample
+    resid: np.ndarray  # in-sample log residuals (fits written before the residual profile kept LOCO residuals here)
     loco: np.ndarray  # [n_refits, n_params] identifiable refits without one curve each, with a loss > 0: the jackknife
     lr_peak: float
     horizon: int
@@ -60,9 +60,9 @@ class Fit:
     anchors: list = field(default_factory=list)
     # (steps, variance): the in-sample squared log residual as it varies with the step (see `_residual_profile`)
     noise: tuple = ()
-    # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
     rel_error: list = field(default_factory=list)  # in-sample |fit/data - 1|: [mean, max]
     cv_error: float | None = None  # mean |prediction/data - 1| of the identifiable leave-one-curve-out refits
+    # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
     misspec: float = 0.0
     jackknife: float = 1.0
     distance: float = 0.0
@@ -320,9 +320,8 @@ def _check_options(options: dict) -> None:
 def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
     """Refit without each curve in turn: the held-out curve's log residuals, and the refitted parameters.
 
-    In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
-    so bands take their noise from these out-of-schedule residuals. The refits disagree more the
-    farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
+    The held-out residuals are the fit's cross-validation error (`cv_error`, `--law auto`). The refits disagree
+    more the farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
     A refit that fails the identifiability rule (e.g. only constant-LR curves left: C is whatever the start
     was) or predicts a loss <= 0 on the held-out curve says nothing about the full fit's error and is dropped.
     """
