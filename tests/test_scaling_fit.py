@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 from llmkit.errors import LlmkitError
 from llmkit.io import write_json
 from llmkit.scaling.cli import fit_main, predict_main
-from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, held_at_peak, load_curves, load_fit, predict
+from llmkit.scaling.fit import Curve, compare_schedules, fit, fit_run, held_at_peak, load_curves, load_fit, predict, summary
 from llmkit.scaling.laws import LAWS, as_peak_warmup, s1, s2
 from llmkit.scaling.optimize import optimize_schedule
 from llmkit.scaling.schedules import parse_schedule, read_lr_csv, short_labels, wsd_sweep
@@ -131,7 +132,7 @@ def test_two_scale_parameter_recovery():
         steps = np.arange(100, len(lr), 100)
         clean = law.predict(truth, law.features(lr / lr.max(), **law.defaults), steps)[0]
         curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
-    got = fit(curves, "annealing_2scale", n_boot=0).params()
+    got = fit(curves, "annealing_2scale", min_step=500, n_boot=0).params()
     assert got["L0"] == pytest.approx(truth[0], rel=0.02)
     assert got["C"] == pytest.approx(truth[2], rel=0.1)
     assert got["C_fast"] == pytest.approx(truth[3], rel=0.2)
@@ -184,7 +185,7 @@ def test_fit_run_on_short_noisy_finetune_curve(tmp_path):
         params = fit_run([run], "annealing", holdout_after=120, out_dir=tmp_path / "fit", n_boot=20)
     for name in ("params.json", "pred.json", "pred.csv", "curve.png", "summary.txt"):
         assert (tmp_path / "fit" / name).is_file()
-    assert params["target"] == "auto" and params["curves"][0]["name"] == "ft"
+    assert params["target"] == "loss" and params["target_requested"] == "auto" and params["curves"][0]["name"] == "ft"
     pred = json.loads((tmp_path / "fit" / "pred.json").read_text())
     held = pred["curves"][0]["holdout"]
     assert held["n"] == 80 and np.isfinite(held["pred_e"])
@@ -297,8 +298,10 @@ def test_compare_schedules_ranks_by_final_loss():
              for name, spec in [("constant", "constant:peak=3e-4,steps=20000,warmup=500"), ("wsd", "wsd:peak=3e-4,steps=20000,warmup=500,cooldown=0.2,min=0")]}
     gains = final["constant"] - final["wsd"]
     assert by["wsd"]["gain"] == pytest.approx(by["constant"]["final_loss"] - by["wsd"]["final_loss"])
-    assert [by["wsd"]["gain_lo"], by["wsd"]["gain_hi"]] == pytest.approx(list(np.quantile(gains, [0.05, 0.95])))
-    assert by["wsd"]["p_better"] == pytest.approx(np.mean(gains > 0)) and by["constant"]["gain"] == 0 == by["constant"]["p_better"]
+    # Gaussian interval: paired bootstrap variance plus the law's difference error at the mean final loss
+    sd = np.sqrt(np.var(gains) + (got.diff * (by["constant"]["final_loss"] + by["wsd"]["final_loss"]) / 2) ** 2)
+    assert [by["wsd"]["gain_lo"], by["wsd"]["gain_hi"]] == pytest.approx([by["wsd"]["gain"] - 1.6448536269514722 * sd, by["wsd"]["gain"] + 1.6448536269514722 * sd])
+    assert by["wsd"]["p_better"] == pytest.approx(norm.cdf(by["wsd"]["gain"] / sd)) and by["constant"]["gain"] == 0 == by["constant"]["p_better"]
 
 
 def _annealing_fit(truth=(2.5, 30.0, 2e-5, 0.5)):
@@ -345,7 +348,7 @@ def test_cli_optimize_writes_a_reusable_schedule(tmp_path, capsys):
     table = {r["schedule"]: r for r in json.loads((tmp_path / "p_compare.json").read_text())}
     optimized_lr = read_lr_csv(tmp_path / "p_optimized_lr.csv")
     assert len(optimized_lr) == 8001 and table["optimized (8 knots)"]["final_loss"] == pytest.approx(_final_loss(fitted, optimized_lr), rel=1e-6)
-    assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["p_better"] == 1.0
+    assert table["optimized (8 knots)"]["gain"] > 0 and table["optimized (8 knots)"]["verdict"] == "better"
     with pytest.raises(LlmkitError, match="at least 1 knot"):
         predict_main([str(tmp_path / "fit"), "--schedule", spec, "--optimize", "--knots", "0", "--out", str(tmp_path / "p.csv")])
     with pytest.raises(LlmkitError, match="--optimize takes its peak"):
@@ -364,13 +367,14 @@ def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon(
     lr = parse_schedule("constant:peak=3e-4,steps=24000,warmup=200")
     steps = np.array([8000, 24000])
     mid, lo, hi = predict(got, lr, steps)
-    # the same band by hand: z_0.95 * sqrt(bootstrap var + mean squared LOCO residual + jackknife var), in log loss
+    # the same band by hand: z_0.95 * sqrt(bootstrap var + in-sample residual var at the step + misspecification^2
+    # + jackknife var), in log loss
     feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
     logp = lambda t: np.log(LAWS["annealing"].predict(t, feats, steps)[0])  # noqa: E731
     boot_var = np.var([logp(b) for b in got.boot], axis=0)
     jack = np.array([logp(t) for t in got.loco])
     jack_var = 2 / 3 * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0)
-    half = 1.6448536269514722 * np.sqrt(boot_var + np.mean(got.resid**2) + jack_var)
+    half = 1.6448536269514722 * np.sqrt(boot_var + np.interp(steps, *got.noise) + got.misspec**2 + jack_var)
     np.testing.assert_allclose(np.log(hi / mid), half, rtol=1e-9)
     np.testing.assert_allclose(np.log(mid / lo), half, rtol=1e-9)
     assert half[1] > half[0]  # 3x the fitted horizon: wider than at the horizon
@@ -404,3 +408,187 @@ def test_fit_rejects_options_outside_their_range(law, options, why):
         fit([curve], law, options, n_boot=0)
     with pytest.raises(LlmkitError, match="n_boot=-1"):
         fit([curve], "annealing", n_boot=-1)
+
+
+def test_fit_out_naming_a_file_is_a_one_line_error_and_keeps_the_file(tmp_path):
+    curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=2000,warmup=100,min=0", 100, 0.0, 0)
+    (tmp_path / "run.csv").write_text("step,lr,loss\n" + "".join(f"{s},{curve.lr[s]:.8g},{v:.6f}\n" for s, v in zip(curve.step, curve.loss)))
+    target = tmp_path / "taken"
+    target.write_text("precious")
+    with pytest.raises(LlmkitError, match=r"--out .*taken: is a file, not a directory"):
+        fit_main([str(tmp_path / "run.csv"), "--out", str(target), "--n-boot", "0", "--schedule", "cosine:peak=3e-4,steps=2000,warmup=100,min=0"])
+    assert target.read_text() == "precious"
+
+
+def test_predict_out_naming_a_directory_is_a_one_line_error_and_leaves_nothing(tmp_path):
+    fitted = _annealing_fit()
+    write_json(tmp_path / "fit" / "params.json", fitted.to_json())
+    (tmp_path / "out").mkdir()
+    with pytest.raises(LlmkitError, match=r"--out .*out: is a directory"):
+        predict_main([str(tmp_path / "fit"), "--schedule", "cosine:peak=3e-4,steps=8000,warmup=200", "--out", str(tmp_path / "out")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fit", "out"] and not any((tmp_path / "out").iterdir())
+
+
+def test_compare_gains_carry_the_law_error_on_schedule_differences():
+    fitted = _annealing_fit()
+    fitted.boot = np.repeat(fitted.theta[None], 5, axis=0)  # no parameter spread at all
+    fitted.diff = 0.003
+    specs = {"cosine": "cosine:peak=3e-4,steps=8000,warmup=200,min=0", "linear": "linear:peak=3e-4,steps=8000,warmup=200,min=0",
+             "wsd": "wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.25,min=0", "constant": "constant:peak=3e-4,steps=8000,warmup=200"}
+    table = {r["schedule"]: r for r in compare_schedules(fitted, {k: parse_schedule(v) for k, v in specs.items()})}
+    final = {k: _final_loss(fitted, parse_schedule(v)) for k, v in specs.items()}
+    for name in ("linear", "wsd", "constant"):
+        gain, sd = final["cosine"] - final[name], 0.003 * (final["cosine"] + final[name]) / 2
+        assert table[name]["gain"] == pytest.approx(gain)
+        assert table[name]["p_better"] == pytest.approx(norm.cdf(gain / sd))
+        assert table[name]["gain_hi"] - table[name]["gain_lo"] == pytest.approx(2 * 1.6448536269514722 * sd)
+    # cosine and linear decay differ by less than the law's error: no verdict, no certainty (the bootstrap alone said 0 or 1)
+    assert abs(final["cosine"] - final["linear"]) < 0.003 * final["linear"]
+    assert table["linear"]["verdict"] == "indistinguishable" and 0.05 < table["linear"]["p_better"] < 0.95
+    # this fit's annealing term is tiny, so holding the peak wins by 0.118 and the 25% WSD by 0.104: clear verdicts
+    assert table["wsd"]["verdict"] == "better" == table["constant"]["verdict"] and table["cosine"]["verdict"] == "query"
+    assert table["constant"]["p_best"] + table["wsd"]["p_best"] > 0.99 and table["constant"]["p_best"] > table["wsd"]["p_best"]
+    pair = compare_schedules(fitted, {k: parse_schedule(specs[k]) for k in ("cosine", "linear")})
+    assert all(0.2 < r["p_best"] < 0.8 for r in pair)
+
+
+def test_an_unidentified_refit_never_enters_a_band():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    cosine = _synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0)
+    constant = _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.003, 1)
+    got = fit([cosine, constant], "annealing", n_boot=10)
+    # leaving out the cosine leaves a constant LR: C unidentified, so only the refit on the cosine remains
+    assert got.loco.shape == (1, 4)
+    alone = fit([cosine], "annealing", n_boot=0)
+    np.testing.assert_allclose(got.loco[0], alone.theta, rtol=1e-3)
+    # one refit is no jackknife: the band is bootstrap + noise at that step + misspecification + distance share, by hand
+    lr = parse_schedule("wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.2,min=0")
+    steps = np.array([3000, 7000, 8000])
+    mid, lo, hi = predict(got, lr, steps)
+    feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
+    boot_var = np.var([np.log(LAWS["annealing"].predict(b, feats, steps)[0]) for b in got.boot], axis=0)
+    nearest = np.min([np.abs(np.log(mid) - np.interp(steps, a_step, a_log)) for a_step, a_log in got.anchors], axis=0)
+    var = boot_var + np.interp(steps, *got.noise) + got.misspec**2 + (got.distance * nearest) ** 2
+    np.testing.assert_allclose(np.log(hi / mid), 1.6448536269514722 * np.sqrt(var), rtol=1e-9)
+
+
+def test_no_band_is_infinite_refits_and_draws_with_a_loss_at_or_below_zero_are_dropped():
+    fitted = _annealing_fit()
+    good = [fitted.theta * [1, 1, 1.05, 1], fitted.theta * [1, 1, 0.95, 1], fitted.theta * [1.001, 1, 1, 1]]
+    bad = fitted.theta * [1, 1, 1, 1] - [3.0, 0, 0, 0]  # L0 < 0: this refit predicts a loss <= 0 late in the run
+    lr = parse_schedule("cosine:peak=3e-4,steps=8000,warmup=200,min=0")
+    steps = np.array([1000, 8000])
+    assert _final_loss(type(fitted)(**{**fitted.__dict__, "theta": bad}), lr) <= 0
+    fitted.boot, fitted.loco = np.array(good + [bad]), np.array(good + [bad])
+    with_bad = predict(fitted, lr, steps)
+    fitted.boot, fitted.loco = np.array(good), np.array(good)
+    without = predict(fitted, lr, steps)
+    assert np.all(np.isfinite(with_bad)) and np.all(with_bad[2] < 1.1 * with_bad[0])
+    np.testing.assert_allclose(with_bad, without, rtol=1e-12)
+
+
+def test_one_curve_band_widens_with_distance_from_the_fitted_schedule():
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    got = fit([_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.003, 0)], "annealing", n_boot=20)
+    half = lambda spec, steps: np.log(predict(got, parse_schedule(spec), np.array(steps))[2]) - np.log(predict(got, parse_schedule(spec), np.array(steps))[0])  # noqa: E731
+    same = half("cosine:peak=3e-4,steps=8000,warmup=200,min=0", [6000, 8000])
+    other = half("wsd:peak=3e-4,steps=8000,warmup=200,cooldown=0.2,min=0", [6000, 8000])
+    held = half("constant:peak=3e-4,steps=8000,warmup=200", [6000, 8000])
+    longer = half("cosine:peak=3e-4,steps=24000,warmup=200,min=0", [8000, 24000])
+    assert np.all(other > 1.5 * same) and np.all(held > 1.5 * same)  # another schedule: wider
+    assert longer[1] > 2 * same[1]  # 3x the fitted horizon
+
+
+def _curve_csv(path: Path, spec: str, with_lr: bool = True) -> Curve:
+    curve = _synthetic([2.5, 30.0, 2e-5, 0.5], spec, 50, 0.001, 0)
+    rows = [f"{s},{curve.lr[s]:.8g},{v:.6f}" if with_lr else f"{s},{v:.6f}" for s, v in zip(curve.step, curve.loss)]
+    path.write_text(("step,lr,loss\n" if with_lr else "step,loss\n") + "\n".join(rows) + "\n")
+    return curve
+
+
+def test_an_lr_csv_is_accepted_wherever_a_schedule_spec_is(tmp_path):
+    spec = "cosine:peak=3e-4,steps=3000,warmup=100,min=0"
+    _curve_csv(tmp_path / "run.csv", spec, with_lr=False)
+    lr = parse_schedule(spec)
+    (tmp_path / "cosine_lr.csv").write_text("step,lr\n" + "".join(f"{s},{v:.10g}\n" for s, v in enumerate(lr)))
+    by_spec, _ = load_curves([tmp_path / "run.csv"], schedules=[spec])
+    by_csv, _ = load_curves([tmp_path / "run.csv"], schedules=[str(tmp_path / "cosine_lr.csv")])
+    np.testing.assert_allclose(by_csv[0].lr, by_spec[0].lr, rtol=1e-9)
+    assert fit_main([str(tmp_path / "run.csv"), "--schedule", str(tmp_path / "cosine_lr.csv"), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    out = tmp_path / "p.csv"
+    assert predict_main([str(tmp_path / "fit"), "--schedule", str(tmp_path / "cosine_lr.csv"), "--out", str(out), "--compare", spec]) == 0
+    table = json.loads((tmp_path / "p_compare.json").read_text())
+    assert table[0]["final_loss"] == pytest.approx(table[1]["final_loss"], rel=1e-9)
+
+
+def test_fit_target_is_resolved_printed_and_stored(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    lr = parse_schedule("cosine:peak=3e-4,steps=400,warmup=20,min=0")
+    lines = [json.dumps({"step": s, "loss": 3 - s / 400, "learning_rate": lr[s]}) for s in range(1, 401)]
+    lines += [json.dumps({"step": s, "eval_loss": 3.1 - s / 400}) for s in range(20, 401, 20)]
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert fit_main([str(run), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["target"] == "eval_loss" and params["target_requested"] == "auto"
+    assert "points of eval_loss" in capsys.readouterr().out
+
+
+def test_a_parameter_on_its_zero_bound_is_flagged():
+    truth = [2.5, 30.0, 2e-5, 0.5]  # the single-momentum law: no fast component at all
+    curves = [_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.0, 0),
+              _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.0, 1)]
+    got = fit(curves, "annealing_2scale", {"warmup": "as_peak"}, n_boot=0)
+    assert got.params()["C_fast"] == 0.0
+    assert any(w.startswith("C_fast = 0 sits on its bound") for w in got.warnings)
+
+
+def test_summary_reports_the_fit_error_in_percent_of_loss():
+    curves = [_synthetic([2.5, 30.0, 2e-5, 0.5], "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.002, 0)]
+    got = fit(curves, "annealing", n_boot=0)
+    rel = np.abs(predict(got, curves[0].lr, curves[0].step)[0] / curves[0].loss - 1)
+    keep = curves[0].step >= 400  # the end of warmup (200) or 5% of the 8000 steps, whichever is later
+    text = summary(got, [])
+    assert f"fit error {100 * rel[keep].mean():.3f}% of loss (mean), {100 * rel[keep].max():.3f}% (max)" in text.splitlines()[0]
+
+
+def test_law_auto_picks_the_lowest_leave_one_curve_out_error_and_falls_back_to_annealing(tmp_path, capsys):
+    from llmkit.scaling.fit import AUTO_LAWS, choose_law
+
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    specs = ["cosine:peak=3e-4,steps=8000,warmup=200,min=0", "constant:peak=3e-4,steps=8000,warmup=200",
+             "twostage:peak=3e-4,steps=8000,warmup=200,switch=4000,second=1e-4"]
+    curves = [_synthetic(truth, spec, 100, 0.002, i) for i, spec in enumerate(specs)]
+    law, cv, line = choose_law(curves)
+    # by hand: refit without each curve whose rest still anneals (all three here), error on the held-out curve
+    for name in AUTO_LAWS:
+        errs = []
+        for j in range(3):
+            rest = fit(curves[:j] + curves[j + 1:], name, n_boot=0)
+            keep = curves[j].step >= 400
+            errs.append(np.abs(predict(rest, curves[j].lr, curves[j].step[keep])[0] / curves[j].loss[keep] - 1))
+        assert cv[name] == pytest.approx(np.mean(np.concatenate(errs)), rel=0.05)
+    assert law == min(cv, key=cv.get) and law != "power" and f"{law} {100 * cv[law]:.3f}%" in line
+    # two curves, one constant: leaving out the cosine leaves nothing that anneals, leaving out the constant is fine
+    assert choose_law(curves[:2])[1]["annealing"] is not None
+    law, cv, line = choose_law([curves[0]])
+    assert law == "annealing" and all(v is None for v in cv.values()) and "no identifiable" in line
+    for i, c in enumerate(curves):
+        (tmp_path / f"c{i}.csv").write_text("step,lr,loss\n" + "".join(f"{s},{c.lr[s]:.10g},{v:.6f}\n" for s, v in zip(c.step, c.loss)))
+    assert fit_main([str(tmp_path / f"c{i}.csv") for i in range(3)] + ["--law", "auto", "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["law"] == params["law_choice"]["law"] and "law auto:" in capsys.readouterr().out
+
+
+def test_a_log_without_warmup_is_fitted_after_its_initial_transient(tmp_path, capsys):
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    curve = _synthetic(truth, "cosine:peak=3e-4,steps=4000,min=0", 10, 0.001, 0)
+    loss = curve.loss + 8.0 * np.exp(-curve.step / 40.0)  # loss ~10 at step 10, settled by step ~300
+    (tmp_path / "run.csv").write_text("step,lr,loss\n" + "".join(f"{s},{curve.lr[s]:.10g},{v:.6f}\n" for s, v in zip(curve.step, loss)))
+    assert fit_main([str(tmp_path / "run.csv"), "--n-boot", "0", "--out", str(tmp_path / "fit")]) == 0
+    params = json.loads((tmp_path / "fit" / "params.json").read_text())
+    assert params["fit_start"] == {"run": 200} and params["n_points"] == len(curve.step[curve.step >= 200])
+    assert "fitted from step 200" in capsys.readouterr().out
+    assert params["params"]["L0"] == pytest.approx(2.5, rel=0.02)
+    assert fit_main([str(tmp_path / "run.csv"), "--n-boot", "0", "--min-step", "1", "--out", str(tmp_path / "all")]) == 0
+    assert json.loads((tmp_path / "all" / "params.json").read_text())["n_points"] == len(curve.step)

@@ -214,3 +214,78 @@ def test_lr_csv_rejects_bad_rows_naming_file_and_line(tmp_path, row, why):
     path.write_text(f"step,lr\n0,0\n{row}\n20,1e-4\n")
     with pytest.raises(LlmkitError, match=rf"lr\.csv:3: .*{why}"):
         read_lr_csv(path)
+
+
+@pytest.mark.parametrize("row, why", [("-5,1e-3,3.0", r"log\.csv:3: step -5 is negative"),
+                                      ("5,-1e-3,3.0", r"log\.csv:3: field 'lr' = -0\.001 is negative")])
+def test_log_with_a_negative_step_or_lr_is_a_one_line_error(tmp_path, row, why):
+    path = tmp_path / "log.csv"
+    path.write_text(f"step,lr,loss\n1,1e-3,4.0\n{row}\n9,1e-3,2.0\n")
+    with pytest.raises(LlmkitError, match=why):
+        read_log(path)
+
+
+def _events(folder: Path, n: int) -> Path:
+    """A TensorBoard event file with train/loss at steps 0..n-1; returns its path."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    writer = EventFileWriter(str(folder))
+    for step in range(n):
+        writer.add_event(Event(step=step, wall_time=1.0 + step, summary=Summary(value=[Summary.Value(tag="train/loss", simple_value=3.0)])))
+    writer.close()
+    return next(folder.glob("*tfevents*"))
+
+
+def _last_good_step(data: bytes, cut: int) -> int:
+    """The step of the last event record that ends at or before byte `cut`, walking TFRecord framing by hand
+    (8-byte length, 4-byte crc, payload, 4-byte crc)."""
+    from tensorboard.compat.proto.event_pb2 import Event
+
+    pos, step = 0, None
+    while pos + 12 <= len(data):
+        size = int.from_bytes(data[pos : pos + 8], "little")
+        end = pos + 12 + size + 4
+        if end > cut:
+            break
+        step = Event.FromString(data[pos + 12 : pos + 12 + size]).step
+        pos = end
+    return step
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit flip"])
+def test_damaged_tensorboard_file_names_the_file_and_the_step_where_reading_stopped(tmp_path, damage):
+    path = _events(tmp_path, 100)
+    data = path.read_bytes()
+    middle = len(data) // 2
+    if damage == "truncated":
+        path.write_bytes(data[: middle + 7])
+    else:
+        flipped = bytearray(data)
+        flipped[middle] ^= 0x10
+        path.write_bytes(bytes(flipped))
+    last = _last_good_step(data, middle)
+    log = read_log(tmp_path)
+    assert log.loss.step[-1] == last and 20 < last < 80  # what could be read is kept
+    note = next(n for n in log.notes if path.name in n)
+    assert f"after step {last}" in note and ("truncated" if damage == "truncated" else "corrupt") in note
+    assert "\n" not in note
+
+
+def test_tensorboard_without_known_tags_lists_the_tags_present_and_hints_columns(tmp_path):
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from llmkit.scaling.fit import load_curves
+
+    writer = EventFileWriter(str(tmp_path))
+    for step in range(5):
+        values = [Summary.Value(tag="Loss/train", simple_value=3.0 - step / 10), Summary.Value(tag="LR", simple_value=1e-3)]
+        writer.add_event(Event(step=step, wall_time=1.0 + step, summary=Summary(value=values)))
+    writer.close()
+    with pytest.raises(LlmkitError, match=r"no loss values found.*fields present: LR, Loss/train.*--columns loss=Loss/train,lr=LR"):
+        load_curves([tmp_path])
+    curves, _ = load_curves([tmp_path], columns={"loss": "Loss/train", "lr": "LR"})
+    np.testing.assert_allclose(curves[0].loss, [3.0, 2.9, 2.8, 2.7, 2.6], rtol=1e-6)

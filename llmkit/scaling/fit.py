@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
+from llmkit.scaling.calibration import DIFF, DISTANCE, JACKKNIFE, MISSPEC
 from llmkit.scaling.laws import LAWS, warmup_end
 
 
@@ -31,6 +32,7 @@ class Curve:
     lr: np.ndarray
     step: np.ndarray
     loss: np.ndarray
+    target: str = "loss"  # which logged series `loss` holds: the train loss or eval_loss
 
     @property
     def horizon(self) -> int:
@@ -45,8 +47,8 @@ class Fit:
     options: dict
     theta: np.ndarray
     boot: np.ndarray  # [n_boot, n_params]
-    resid: np.ndarray  # log residuals the bands draw from: leave-one-curve-out when >= 2 curves, else in-sample
-    loco: np.ndarray  # [n_curves, n_params] refits without one curve each (empty below 2 curves): the jackknife
+    resid: np.ndarray  # in-sample log residuals (fits written before the residual profile kept LOCO residuals here)
+    loco: np.ndarray  # [n_refits, n_params] identifiable refits without one curve each, with a loss > 0: the jackknife
     lr_peak: float
     horizon: int
     objective: float
@@ -54,6 +56,17 @@ class Fit:
     r2: float
     n_points: int
     warnings: list[str] = field(default_factory=list)
+    # the fitted curves' own log-loss predictions on a step grid up to each horizon: the distance term's anchors
+    anchors: list = field(default_factory=list)
+    # (steps, variance): the in-sample squared log residual as it varies with the step (see `_residual_profile`)
+    noise: tuple = ()
+    rel_error: list = field(default_factory=list)  # in-sample |fit/data - 1|: [mean, max]
+    cv_error: float | None = None  # mean |prediction/data - 1| of the identifiable leave-one-curve-out refits
+    # the band's fixed error terms (llmkit.scaling.calibration), stored so a fit keeps the band it was made with
+    misspec: float = 0.0
+    jackknife: float = 1.0
+    distance: float = 0.0
+    diff: float = 0.0
 
     def params(self) -> dict:
         """Parameter name -> value."""
@@ -83,6 +96,11 @@ class Fit:
             "bootstrap": self.boot.tolist(),
             "residuals": self.resid.tolist(),
             "leave_one_curve_out": self.loco.tolist(),
+            "anchors": [{"step": s.tolist(), "log_loss": v.tolist()} for s, v in self.anchors],
+            "residual_profile": {"step": self.noise[0].tolist(), "var": self.noise[1].tolist()} if len(self.noise) else None,
+            "fit_error": self.rel_error,
+            "cv_error": self.cv_error,
+            "band_terms": {"misspec": self.misspec, "jackknife": self.jackknife, "distance": self.distance, "diff": self.diff},
         }
 
     @classmethod
@@ -98,6 +116,11 @@ class Fit:
                 loco=np.array(doc.get("leave_one_curve_out", []), dtype=np.float64).reshape(-1, len(law.params)), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
                 objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
                 n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
+                anchors=[(np.array(a["step"], dtype=np.int64), np.array(a["log_loss"], dtype=np.float64)) for a in doc.get("anchors", [])],
+                rel_error=list(doc.get("fit_error", [])), cv_error=doc.get("cv_error"),
+                noise=(np.array(doc["residual_profile"]["step"], dtype=np.int64), np.array(doc["residual_profile"]["var"]))
+                if doc.get("residual_profile") else (),
+                **{k: float(v) for k, v in doc.get("band_terms", {}).items()},
             )
         except KeyError as err:
             raise LlmkitError(f"{source}: missing field {err.args[0]!r}") from None
@@ -189,19 +212,40 @@ def _starts(law, data, delta, n_starts):
     return picked
 
 
+def fit_start(curve: Curve, min_step: int | None = None) -> int:
+    """The first fitted step: `min_step` if given, else the end of warmup or 5% of the run, whichever is later. The
+    first few % of a run are a transient (loss 10 -> 4) that no schedule law describes; the official procedure fits
+    from step 1000 of 20000, and a log without warmup would otherwise be fitted from step 1."""
+    if min_step is not None:
+        return max(min_step, 1)
+    return max(warmup_end(curve.lr), math.ceil(0.05 * curve.horizon), 1)
+
+
 def _prepare(curves, law, options, min_step, max_step=None):
     """Per curve: law features on the peak-normalised LR, and the (step, log loss) points inside the fit window."""
     peak = max(float(c.lr.max()) for c in curves)
     data, kept = [], []
     for c in curves:
         feats = law.features(c.lr / peak, **options)
-        lo = max(min_step if min_step is not None else warmup_end(c.lr), 1)
-        keep = (c.step >= lo) & (c.step <= c.horizon) & np.isfinite(c.loss) & (c.loss > 0)
+        keep = (c.step >= fit_start(c, min_step)) & (c.step <= c.horizon) & np.isfinite(c.loss) & (c.loss > 0)
         if max_step is not None:
             keep &= c.step <= max_step
         data.append((feats, c.step[keep].astype(np.int64), np.log(c.loss[keep])))
         kept.append(keep)
     return peak, data, kept
+
+
+def _identified(law, data) -> bool:
+    """llmkit's identifiability rule: an LR-aware law needs a curve that anneals (LR < 90% of peak after warmup) inside
+    the fitted steps, or its annealing terms are not estimated at all (a warmup ramp does not count: it pins C to the
+    warmup, not to a decay)."""
+    if not law.uses_lr:
+        return True
+    for feats, steps, _ in data:
+        after = steps[steps >= warmup_end(feats["lr"])]
+        if len(after) and feats["lr"][after].min() < 0.9:
+            return True
+    return False
 
 
 def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
@@ -210,16 +254,16 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
     if len(curves) == 1:
         notes.append("one curve only: the parameters trade off against each other; intervals are wide and extrapolation to other schedules is weak")
     if law.uses_lr:
-        annealed = [c.name for c, (_, steps, _) in zip(curves, data) if len(steps) and c.lr[steps].min() < 0.9 * peak]
-        if not annealed:
+        if not _identified(law, data):
             what = ", ".join(p for p in law.params if p not in ("L0", "A", "alpha")) + " (annealing terms)"
             notes.append(f"no curve anneals (LR < 90% of peak) inside the fitted steps: {what} not identified; predictions for decaying schedules are unreliable")
     n = sum(len(s) for _, s, _ in data)
     if n < 3 * len(theta):
         notes.append(f"only {n} fitted points for {len(theta)} parameters")
     for name, value, (lo, hi) in zip(law.params, theta, law.bounds):
-        if np.isfinite(hi) and value >= hi * (1 - 1e-6) or (lo > 0 and value <= lo * (1 + 1e-6)):
-            notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]")
+        if np.isfinite(hi) and value >= hi * (1 - 1e-6) or value <= lo * (1 + 1e-6) + (1e-12 if lo == 0 else 0):
+            what = " (its term is switched off)" if lo == 0 and name not in ("L0", "alpha") else ""
+            notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]{what}: the data did not pin it down")
     return notes
 
 
@@ -245,17 +289,21 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
             best = (theta, value, ok)
     theta, value, ok = best
     resid = np.concatenate([logy - np.log(law_.predict(theta, f, s)[0]) for f, s, logy in data])
+    noise = _residual_profile(data, resid)
     y = np.concatenate([np.exp(logy) for _, _, logy in data])
     pred = np.concatenate([law_.predict(theta, f, s)[0] for f, s, _ in data])
     r2 = 1.0 - float(np.sum((y - pred) ** 2) / max(np.sum((y - y.mean()) ** 2), 1e-300))
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
-    loco = np.zeros((0, len(theta)))
+    loco, cv_error = np.zeros((0, len(theta))), None
     if n_boot > 0 and len(data) >= 2:
-        resid, loco = _leave_one_curve_out(law_, data, delta)
+        loco_resid, loco = _leave_one_curve_out(law_, data, delta)
+        cv_error = float(np.mean(np.abs(np.expm1(loco_resid)))) if len(loco_resid) else None
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
-    return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes)
+    return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes,
+               anchors=_anchors(theta, law_, data), noise=noise, rel_error=[float(np.mean(np.abs(pred / y - 1))), float(np.max(np.abs(pred / y - 1)))],
+               cv_error=cv_error, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name])
 
 
 def _check_options(options: dict) -> None:
@@ -272,20 +320,89 @@ def _check_options(options: dict) -> None:
 def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
     """Refit without each curve in turn: the held-out curve's log residuals, and the refitted parameters.
 
-    In-sample residuals only measure noise; on an unseen schedule the law's own misfit dominates,
-    so bands take their noise from these out-of-schedule residuals. The refits disagree more the
-    farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
+    The held-out residuals are the fit's cross-validation error (`cv_error`, `--law auto`). The refits disagree
+    more the farther a query lies from the fitted schedules and horizon, which the band uses as a jackknife.
+    A refit that fails the identifiability rule (e.g. only constant-LR curves left: C is whatever the start
+    was) or predicts a loss <= 0 on the held-out curve says nothing about the full fit's error and is dropped.
     """
-    out, thetas = [], []
+    refits = _loco_refits(law, data, delta)
+    out = [resid for _, _, resid in refits]
+    return (np.concatenate(out) if out else np.zeros(0)), np.array([t for _, t, _ in refits]).reshape(-1, len(law.params))
+
+
+def _loco_refits(law, data, delta) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(held-out curve index, refitted parameters, its log residuals) for each refit that `_leave_one_curve_out` keeps."""
+    refits = []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
-        if sum(len(s) for _, s, _ in rest) <= len(law.params):
+        if sum(len(s) for _, s, _ in rest) <= len(law.params) or not _identified(law, rest):
             continue
         theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
-        out.append(logy - np.log(np.maximum(law.predict(theta, feats, steps)[0], 1e-300)))
-        thetas.append(theta)
-    return (np.concatenate(out) if out else np.zeros(0)), np.array(thetas).reshape(-1, len(law.params))
+        pred = law.predict(theta, feats, steps)[0]
+        if np.all(pred > 0):
+            refits.append((j, theta, logy - np.log(pred)))
+    return refits
+
+
+# --law auto chooses among these. multi_power is left out: its fit takes about a minute per refit (see the README).
+AUTO_LAWS = ("annealing", "annealing_2scale", "power")
+
+
+def choose_law(curves: list[Curve], options: dict | None = None, min_step: int | None = None, max_step: int | None = None,
+               delta: float = 1e-3) -> tuple[str, dict, str]:
+    """`--law auto`: the law of AUTO_LAWS with the lowest leave-one-curve-out error (mean |prediction/data - 1|) on the
+    curves whose refits every law can be trusted on; annealing where no such refit exists (one curve, or no curve
+    left that anneals). Returns the law, its CV error per law (None: no trusted refit), and a line saying so."""
+    held: dict[str, dict[int, np.ndarray]] = {}
+    for name in AUTO_LAWS:
+        law = LAWS[name]
+        opts = {**law.defaults, **{k: v for k, v in (options or {}).items() if k in law.defaults}}
+        _check_options(opts)
+        _, data, _ = _prepare(curves, law, opts, min_step, max_step)
+        held[name] = {j: resid for j, _, resid in _loco_refits(law, data, delta)} if len(data) >= 2 else {}
+    common = sorted(set.intersection(*(set(h) for h in held.values())))
+    cv = {name: float(np.mean(np.abs(np.expm1(np.concatenate([h[j] for j in common]))))) if common else None for name, h in held.items()}
+    if not common:
+        return "annealing", cv, "law auto: annealing (no identifiable leave-one-curve-out refit: needs >= 2 curves, with one that anneals left in each refit)"
+    best = min(cv, key=cv.get)
+    listed = ", ".join(f"{name} {100 * err:.3f}%" for name, err in sorted(cv.items(), key=lambda kv: kv[1]))
+    return best, cv, f"law auto: {best}, by leave-one-curve-out error on {len(common)} held-out curve(s): {listed}"
+
+
+def _anchors(theta, law, data, n: int = 400) -> list:
+    """Per fitted curve, its own predicted log loss on <= n steps up to its last fitted step (see `_distance`)."""
+    anchors = []
+    for feats, steps, _ in data:
+        if len(steps) == 0:
+            continue
+        grid = np.unique(np.linspace(steps[0], steps[-1], n).astype(np.int64))
+        pred = law.predict(theta, feats, grid)[0]
+        keep = pred > 0
+        anchors.append((grid[keep], np.log(pred[keep])))
+    return anchors
+
+
+def _residual_profile(data, resid: np.ndarray, n: int = 200) -> tuple:
+    """The in-sample squared log residual as a function of the step: a running mean over the pooled points sorted by
+    step (window 5% of them), kept at <= n steps. A law misses some stretches (the first steps after warmup, right
+    after a drop) far more than others, and so does its prediction of another schedule there."""
+    steps = np.concatenate([s for _, s, _ in data])
+    order = np.argsort(steps, kind="stable")
+    steps, r2 = steps[order], resid[order] ** 2
+    window = max(5, len(steps) // 20)
+    kernel = np.ones(window) / window
+    var = np.convolve(np.pad(r2, (window // 2, window - 1 - window // 2), mode="edge"), kernel, mode="valid")
+    pick = np.unique(np.linspace(0, len(steps) - 1, min(n, len(steps))).astype(np.int64))
+    return steps[pick], var[pick]
+
+
+def _distance(anchors, steps, log_mid) -> np.ndarray:
+    """Log-loss distance from each query point to the nearest point the fit saw: a fitted curve's predicted loss at
+    the same step, or at its last fitted step for a query past it. 0 on a fitted schedule; it grows with the
+    schedule's difference and with the extrapolation past the fitted horizon."""
+    gaps = [np.abs(log_mid - np.interp(np.clip(steps, a_step[0], a_step[-1]), a_step, a_log)) for a_step, a_log in anchors if len(a_step)]
+    return np.min(gaps, axis=0) if gaps else np.zeros(len(steps))
 
 
 def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -306,7 +423,8 @@ def _bootstrap(theta, law, data, delta, n_boot, seed):
     fitted = [(f, s, np.log(law.predict(theta, f, s)[0])) for f, s, _ in data]
     resid = [logy - fl for (_, _, logy), (_, _, fl) in zip(data, fitted)]
     draws = []
-    for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=n_boot < 50):
+    # disable=None: a progress bar on a terminal only, never into a log or a pipe
+    for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=True if n_boot < 50 else None):
         sample = [(f, s, fl + _block_resample(r, rng)) for (f, s, fl), r in zip(fitted, resid)]
         draws.append(_lbfgsb(theta, law, sample, delta, maxiter=500)[0])
     return np.array(draws)
@@ -355,16 +473,38 @@ def predict(fitted: Fit, lr: np.ndarray, steps: np.ndarray | None = None, level:
                       "the law describes (e.g. a memorising fine-tune); the band there is meaningless")
     if len(fitted.boot) == 0:
         return mid, mid.copy(), mid.copy()
-    log_mid = np.log(np.maximum(mid, 1e-300))
-    boot = np.stack([np.log(np.maximum(law.predict(b, feats, steps)[0], 1e-300)) for b in fitted.boot])
-    var = boot.var(axis=0) + (float(np.mean(fitted.resid**2)) if len(fitted.resid) else 0.0)
-    n = len(fitted.loco)
-    if n >= 2:  # jackknife variance over curves: grows with distance from the fitted schedules and horizon
-        dev = np.stack([np.log(np.maximum(law.predict(t, feats, steps)[0], 1e-300)) - log_mid for t in fitted.loco])
-        var = var + (n - 1) / n * np.sum((dev - dev.mean(axis=0)) ** 2, axis=0)
-    half = norm.ppf((1 + level) / 2) * np.sqrt(var)  # Gaussian in log loss
+    half = norm.ppf((1 + level) / 2) * np.sqrt(band_variance(fitted, feats, steps, mid))  # Gaussian in log loss
     half[mid <= 0] = np.nan  # no log-loss band around a loss <= 0 (warned above)
     return mid, mid * np.exp(-half), mid * np.exp(half)
+
+
+def _log_predictions(law, thetas, feats, steps) -> np.ndarray:
+    """log L at `steps` for each parameter vector whose predicted loss stays > 0 there (a loss <= 0 has no log:
+    such a draw or refit is dropped, never clipped into the variance)."""
+    preds = [law.predict(t, feats, steps)[0] for t in thetas]
+    return np.array([np.log(p) for p in preds if np.all(p > 0) and np.all(np.isfinite(p))]).reshape(-1, len(steps))
+
+
+def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) -> np.ndarray:
+    """Variance of log L at `steps`: bootstrap spread + the in-sample residual variance at that step + the law's fixed
+    misspecification, plus either the jackknife over the refits (>= 2 of them; times a calibrated factor) or, without
+    one, the calibrated share of the distance to the nearest fitted point. Both last terms grow with the distance from
+    the fitted schedules and horizon."""
+    law = LAWS[fitted.law]
+    log_mid = np.log(np.maximum(mid, 1e-300))
+    boot = _log_predictions(law, fitted.boot, feats, steps)
+    var = (boot.var(axis=0) if len(boot) >= 2 else np.zeros(len(steps))) + fitted.misspec**2
+    if len(fitted.noise):
+        var += np.interp(steps, *fitted.noise)
+    elif len(fitted.resid):  # fits written before the residual profile
+        var += float(np.mean(fitted.resid**2))
+    jack = _log_predictions(law, fitted.loco, feats, steps)
+    n = len(jack)
+    if n >= 2:  # jackknife variance over curves
+        var += fitted.jackknife * (n - 1) / n * np.sum((jack - jack.mean(axis=0)) ** 2, axis=0)
+    else:
+        var += (fitted.distance * _distance(fitted.anchors, steps, log_mid)) ** 2
+    return var
 
 
 def load_fit(fit_dir: str | Path) -> Fit:
@@ -385,28 +525,43 @@ def warn(notes: list[str]) -> None:
         pywarnings.warn(note, stacklevel=2)
 
 
-def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9) -> list[dict]:
-    """Final loss per candidate schedule with the `level` band of `predict`, the bootstrap probability that it is best,
-    and its gain over the first schedule (base - candidate: > 0 is better) with a `level` interval over the same draws."""
+def compare_schedules(fitted: Fit, schedules: dict, level: float = 0.9, n_draws: int = 4000, seed: int = 0) -> list[dict]:
+    """Final loss per candidate schedule with the `level` band of `predict`; its gain over the first schedule
+    (base - candidate: > 0 is better) with a Gaussian `level` interval, P(better), a verdict, and P(best).
+
+    The bootstrap alone only knows the parameters' spread (a few 1e-4 in log loss), while the law misses the
+    difference between two schedules' final losses by several times that on unseen schedules: the gain's variance is
+    the paired bootstrap variance plus the law's calibrated error on schedule differences (`fitted.diff`, log loss),
+    and P(best) draws each schedule's share of that error independently on top of the bootstrap draws.
+    """
     law = LAWS[fitted.law]
     names = list(schedules)
-    bands, draws = [], []
+    bands, finals = [], []
     for name in names:
         lr = schedules[name]
-        feats = law.features(lr / fitted.lr_peak, **fitted.options)
         last = np.array([len(lr) - 1])
         bands.append([float(v[0]) for v in predict(fitted, lr, last, level)])
-        draws.append([float(law.predict(b, feats, last)[0][0]) for b in fitted.boot] or [bands[-1][0]])
-    draws = np.array(draws)  # [schedules, boot]
-    wins = np.bincount(draws.argmin(axis=0), minlength=len(names)) / draws.shape[1]
-    gains = draws[0] - draws  # paired: each draw judges every schedule with the same parameters
-    tails = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2], axis=1)
-    return [
-        {"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
-         "gain": bands[0][0] - bands[i][0], "gain_lo": float(tails[0, i]), "gain_hi": float(tails[1, i]),
-         "p_better": float(np.mean(gains[i] > 0)), "warnings": support_warnings(fitted, schedules[n])}
-        for i, n in enumerate(names)
-    ]
+        finals.append([float(law.predict(b, law.features(lr / fitted.lr_peak, **fitted.options), last)[0][0]) for b in fitted.boot])
+    mids = np.array([b[0] for b in bands])
+    draws = np.array(finals).reshape(len(names), -1) if len(fitted.boot) else mids[:, None]  # [schedules, boot]
+    z = norm.ppf((1 + level) / 2)
+    rng = np.random.default_rng(seed)
+    pick = draws[:, rng.integers(0, draws.shape[1], n_draws)]
+    noisy = pick * np.exp(rng.normal(0.0, fitted.diff / np.sqrt(2), pick.shape))  # each schedule's half of the difference error
+    wins = np.bincount(noisy.argmin(axis=0), minlength=len(names)) / n_draws
+    rows = []
+    for i, n in enumerate(names):
+        gain = bands[0][0] - bands[i][0]
+        if i == 0:
+            sd = 0.0
+        else:
+            sd = float(np.sqrt(np.var(draws[0] - draws[i]) + (fitted.diff * (mids[0] + mids[i]) / 2) ** 2))
+        lo, hi = gain - z * sd, gain + z * sd
+        verdict = "query" if i == 0 else "better" if lo > 0 else "worse" if hi < 0 else "indistinguishable"
+        rows.append({"schedule": n, "final_loss": bands[i][0], "lo": bands[i][1], "hi": bands[i][2], "p_best": float(wins[i]),
+                     "gain": gain, "gain_lo": lo, "gain_hi": hi, "p_better": float(norm.cdf(gain / sd)) if sd > 0 else 0.0,
+                     "verdict": verdict, "warnings": support_warnings(fitted, schedules[n])})
+    return rows
 
 
 def holdout_metrics(obs: np.ndarray, mid: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> dict:
@@ -434,8 +589,8 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
 
     The LR at every step comes from the log, or from `schedules`: one spec for every log, or one per log in order.
     """
-    from llmkit.scaling.logs import read_log
-    from llmkit.scaling.schedules import lr_per_step, parse_schedule
+    from llmkit.scaling.logs import ALIASES, read_log
+    from llmkit.scaling.schedules import lr_per_step, schedule_lr
 
     specs = list(schedules or [])
     if len(specs) not in (0, 1, len(log_paths)):
@@ -454,9 +609,10 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
             raise LlmkitError(f"{raw}: unknown target {target!r}; use auto, loss or eval_loss")
         points = series[target_]
         if len(points) == 0:
-            raise LlmkitError(f"{log.path}: no {target_} values found")
+            raise LlmkitError(f"{log.path}: no {target_} values found (looked for {', '.join(ALIASES[target_])}); fields present: "
+                              f"{', '.join(log.fields) or 'none'}; map yours with --columns, e.g. --columns {_columns_hint(log.fields)}")
         if schedule:
-            lr = parse_schedule(schedule)
+            lr = schedule_lr(schedule)
             if len(lr) - 1 < points.step[-1]:
                 raise LlmkitError(f"{log.path}: schedule {schedule!r} ends at step {len(lr) - 1}, the log goes to {points.step[-1]}")
         else:
@@ -467,19 +623,34 @@ def load_curves(log_paths, target: str = "auto", schedules: list[str] | None = N
         while name in seen:
             name += "'"
         seen.add(name)
-        curves.append(Curve(name, lr, points.step, points.value))
+        curves.append(Curve(name, lr, points.step, points.value, target_))
     return curves, notes
+
+
+def _columns_hint(fields: list[str]) -> str:
+    """A --columns value guessed from the field names: the first with 'loss' in it, and one that looks like an LR."""
+    loss = next((f for f in fields if "loss" in f.lower() and not any(k in f.lower() for k in ("eval", "val", "test"))), "LOSS_TAG")
+    lr = next((f for f in fields if f.lower() in {"lr", "learning_rate"} or "lr" in f.lower().split("/")), None)
+    return f"loss={loss}" + (f",lr={lr}" if lr else "")
 
 
 def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None, out_dir: str | Path = "fit",
             options: dict | None = None, min_step: int | None = None, n_boot: int = 100, target: str = "auto",
             schedules: list[str] | None = None, fmt: str | None = None, columns: dict | None = None) -> dict:
     """Read logs, fit, predict each curve to its end, write params.json, pred.json, pred.csv, curve.png and summary.txt."""
-    curves, notes = load_curves(log_paths, target, schedules, fmt, columns)
-    fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LlmkitError(f"--out {out}: is a file, not a directory; name a directory for params.json and the plots")
+    curves, notes = load_curves(log_paths, target, schedules, fmt, columns)
+    choice = None
+    if law == "auto":
+        law, cv, line = choose_law(curves, options, min_step=min_step, max_step=holdout_after)
+        choice = {"law": law, "cv_error": cv, "note": line}
+        options = {k: v for k, v in (options or {}).items() if k in LAWS[law].defaults}
+    fitted = fit(curves, law, options, min_step=min_step, max_step=holdout_after, n_boot=n_boot)
     out.mkdir(parents=True, exist_ok=True)  # only now: bad input leaves no empty output directory behind
     fitted.warnings = notes + fitted.warnings
+    starts = {c.name: fit_start(c, min_step) for c in curves}
     preds, per_curve, rows = {}, [], []
     for c in curves:
         steps = np.arange(1, c.horizon + 1)
@@ -493,7 +664,7 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
         held = at > holdout_after if holdout_after is not None else np.zeros(len(at), dtype=bool)
         idx = at - 1
         per_curve.append({
-            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)),
+            "name": c.name, "horizon": c.horizon, "n_points": int(len(c.step)), "fit_start": starts[c.name],
             "holdout": holdout_metrics(obs[held], mid[idx[held]], lo[idx[held]], hi[idx[held]]),
             "observed": {"step": c.step.tolist(), "loss": c.loss.tolist()},
             "pred_at_observed": {"loss": mid[idx].tolist(), "lo": lo[idx].tolist(), "hi": hi[idx].tolist()},
@@ -502,23 +673,31 @@ def fit_run(log_paths, law: str = "annealing", holdout_after: int | None = None,
             "decay_gain_final": None if mid[-1] <= 0 else 0.0 if plateau is None else float(plateau[-1] - mid[-1]),
         })
         rows += [f"{c.name},{s},{c.lr[s]:.8g},{m:.6f},{a:.6f},{b:.6f}" for s, m, a, b in zip(steps, mid, lo, hi)]
-    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": target,
+    targets = sorted({c.target for c in curves})
+    params = {**fitted.to_json(), "holdout_after": holdout_after, "min_step": min_step, "target": ",".join(targets), "target_requested": target,
+              "fit_start": starts,
+              "law_choice": choice,
               "curves": [{"name": c.name, "source": str(p), "horizon": c.horizon} for c, p in zip(curves, log_paths)]}
     write_json(out / "params.json", params)
     write_json(out / "pred.json", {"law": fitted.law, "holdout_after": holdout_after, "curves": per_curve})
     atomic_write_text(out / "pred.csv", "curve,step,lr,loss,lo,hi\n" + "\n".join(rows) + "\n")
     from llmkit.scaling.plot import plot_fit
 
-    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after)
-    atomic_write_text(out / "summary.txt", summary(fitted, per_curve) + "\n")
+    plot_fit(curves, fitted, preds, out / "curve.png", holdout_after, starts)
+    text = summary(fitted, per_curve, params["target"]) + "\n"
+    atomic_write_text(out / "summary.txt", (choice["note"] + "\n" if choice else "") + text)
     warn(fitted.warnings)
     return params
 
 
-def summary(fitted: Fit, per_curve: list[dict]) -> str:
+def summary(fitted: Fit, per_curve: list[dict], target: str | None = None) -> str:
     """A readable few lines: parameters with intervals, fit quality, held-out errors, final-loss predictions."""
     ci = fitted.intervals()
-    lines = [f"law {fitted.law} {fitted.options}; {fitted.n_points} points; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
+    # R2 of a long per-step curve is ~1 whatever the fit: the error in % of the loss is what a reader can judge
+    error = f"fit error {100 * fitted.rel_error[0]:.3f}% of loss (mean), {100 * fitted.rel_error[1]:.3f}% (max); " if fitted.rel_error else ""
+    cv = f"leave-one-curve-out error {100 * fitted.cv_error:.3f}%; " if fitted.cv_error is not None else ""
+    lines = [f"law {fitted.law} {fitted.options}; {error}{cv}{fitted.n_points} points" + (f" of {target}" if target else "")
+             + f"; R2 {fitted.r2:.5f}; converged {fitted.converged}"]
     for name, value in fitted.params().items():
         band = f" [{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if name in ci else ""
         lines.append(f"  {name:6s} {value:.6g}{band}")
@@ -527,6 +706,7 @@ def summary(fitted: Fit, per_curve: list[dict]) -> str:
         held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""
         f = c["pred_final"]
         gain = f" (LR decay gains {c['decay_gain_final']:+.4f} over holding the peak)" if c["decay_gain_final"] else ""  # 0 or None
-        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}")
+        start = f"; fitted from step {c['fit_start']}" if "fit_start" in c else ""
+        lines.append(f"  {c['name']}: final step {f['step']} loss {f['loss']:.4f} [{f['lo']:.4f}, {f['hi']:.4f}]{gain}{held}{start}")
     lines += [f"  warning: {w}" for w in fitted.warnings]
     return "\n".join(lines)

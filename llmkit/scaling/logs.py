@@ -50,6 +50,7 @@ class RunLog:
     eval_loss: Series
     lr: Series
     notes: list[str] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)  # every key seen beside the step: for "which column is the loss?"
 
 
 def _number(value, where: str, key: str) -> float | None:
@@ -81,7 +82,7 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
     last: dict[str, dict[int, float]] = {name: {} for name in SERIES}
     nonfinite = {name: 0 for name in SERIES}
     repeats = {name: 0 for name in SERIES}
-    n_records = 0
+    n_records, seen = 0, set()
     for lineno, record in records:
         where = f"{path}:{lineno}"
         step_key = _pick(record, "step", columns)
@@ -90,7 +91,10 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
         step = _number(record[step_key], where, step_key)
         if step is None or not math.isfinite(step):
             continue
+        if step < 0:  # the laws index the LR by step: a negative step has no place on the curve
+            raise LlmkitError(f"{where}: step {step:g} is negative")
         n_records += 1
+        seen.update(k for k in record if k != step_key)
         # HF's end-of-training summary carries `train_loss` = the run's mean loss, not a step's loss.
         summary = "train_runtime" in record
         for name in SERIES:
@@ -103,6 +107,8 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
             if not math.isfinite(value):
                 nonfinite[name] += 1
                 continue
+            if name == "lr" and value < 0:
+                raise LlmkitError(f"{where}: field {key!r} = {value:g} is negative")
             repeats[name] += int(step) in last[name]
             last[name][int(step)] = value  # a restart re-logs steps: the later line wins
     for name in SERIES:
@@ -116,7 +122,7 @@ def collect(records, path: str, columns: dict | None = None, notes: list[str] | 
     for name in SERIES:
         steps = np.array(sorted(last[name]), dtype=np.int64)
         series[name] = Series(steps, np.array([last[name][s] for s in steps], dtype=np.float64))
-    return RunLog(path, series["loss"], series["eval_loss"], series["lr"], notes)
+    return RunLog(path, series["loss"], series["eval_loss"], series["lr"], notes, sorted(seen))
 
 
 def _json_lines(path: Path, notes: list[str]):
@@ -181,7 +187,33 @@ def _csv_rows(path: Path, notes: list[str]):
         yield i + 1, {header[j]: row[j] for j in keep}
 
 
-def _tensorboard(path: Path):
+def _event_file_damage(path: Path) -> str | None:
+    """Where an event file stops being readable, as a note; None when every record is whole.
+
+    TensorBoard's reader stops silently at a truncated or corrupt record and drops the rest of the curve, so the
+    file is walked once more with its record reader to say where, and how much is lost.
+    """
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.tensorflow_stub import errors, pywrap_tensorflow
+
+    reader = pywrap_tensorflow.PyRecordReader_New(str(path))
+    size, offset, step = path.stat().st_size, 0, None
+    while True:
+        try:
+            reader.GetNext()
+        except errors.OutOfRangeError:
+            return None
+        except errors.DataLossError as err:
+            kind = "truncated" if "truncated" in str(err).lower() else "corrupt (crc check failed)"
+            where = f"after step {step}" if step is not None else "before the first event"
+            return (f"{path}: event record {where} is {kind}; reading stopped there, "
+                    f"{size - offset} of {size} bytes unread (the rest of the curve is missing)")
+        record = reader.record()
+        offset += 16 + len(record)  # 8-byte length, 4-byte crc, payload, 4-byte crc
+        step = Event.FromString(record).step
+
+
+def _tensorboard(path: Path, notes: list[str]):
     """(index, dict) per (tag, step) scalar of a TensorBoard event file or directory."""
     from tensorboard.backend.event_processing import event_accumulator
     from tensorboard.util import tensor_util
@@ -191,6 +223,8 @@ def _tensorboard(path: Path):
         acc.Reload()
     except Exception as err:  # the reader raises several private error types on corrupt files
         raise LlmkitError(f"{path}: cannot read TensorBoard events ({err})") from None
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*tfevents*") if p.is_file())
+    notes += [note for note in map(_event_file_damage, files) if note]
     tags = acc.Tags()
     index = 0
     for tag in tags.get("scalars", []):
@@ -305,7 +339,7 @@ FORMATS = {
     "jsonl": _json_lines,  # llmkit metrics.jsonl, W&B JSONL, any JSON-lines log
     "json": lambda path, notes: _json_document(path),  # HF trainer_state.json, W&B history JSON
     "csv": _csv_rows,  # `step,lr,loss`, W&B CSV exports, any CSV with a column mapping
-    "tensorboard": lambda path, notes: _tensorboard(path),
+    "tensorboard": _tensorboard,
     "hf": _hf_printed,
     "megatron": _regex_lines([
         rf"validation loss at iteration\s+(?P<step>\d+).*?lm loss value:\s*(?P<eval_loss>{NUM})",

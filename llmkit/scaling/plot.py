@@ -9,8 +9,9 @@ import numpy as np
 from llmkit.io import save_figure
 
 
-def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: int | None = None) -> None:
-    """curves: fit.Curve list; preds: name -> (steps, mid, lo, hi, LR-held-at-peak prediction or None) at every step."""
+def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: int | None = None, starts: dict | None = None) -> None:
+    """curves: fit.Curve list; preds: name -> (steps, mid, lo, hi, LR-held-at-peak prediction or None) at every step;
+    starts: name -> first fitted step (earlier points are drawn hollow and left out of the frame)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,7 +28,11 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
         steps, mid, lo, hi, plateau = preds[c.name]
         # where the law predicts loss <= 0 it no longer describes the curve (fit warns): draw nothing there
         valid = mid > 0
-        ax_loss.plot(c.step, c.loss, ".", ms=3, color=color, alpha=0.6, label=f"{c.name} (data)")
+        start = (starts or {}).get(c.name, 0)
+        early = c.step < start
+        ax_loss.plot(c.step[early], c.loss[early], "o", ms=3, mfc="none", color=color, alpha=0.4,
+                     label=f"{c.name}, before step {start} (not fitted)" if early.any() else None)
+        _plot_data(ax_loss, c.step[~early], c.loss[~early], color, f"{c.name} (data)")
         ax_loss.plot(steps, np.where(valid, mid, np.nan), "-", lw=1.2, color=color, label=f"{c.name} ({fitted.law})")
         ax_loss.fill_between(steps, lo, hi, where=valid, color=color, alpha=0.15, lw=0)
         if plateau is not None:  # an annealed curve: show what the decay buys
@@ -47,18 +52,34 @@ def plot_fit(curves, fitted, preds: dict, out_png: str | Path, holdout_after: in
     for ax in (ax_loss, ax_res, ax_lr):
         if holdout_after is not None:
             ax.axvline(holdout_after, color="grey", lw=0.8, ls="--")
-    # early-step predictions shoot up (S1 -> 0); frame the observed losses instead
-    observed = np.concatenate([c.loss for c in curves])
+    # early-step predictions and the initial transient shoot up: frame the fitted window's observed losses
+    observed = np.concatenate([c.loss[c.step >= (starts or {}).get(c.name, 0)] for c in curves])
     low, high = float(observed.min()), float(observed.max())
     ax_loss.set_ylim(low - 0.05 * (high - low), high + 0.1 * (high - low))
     ax_loss.set_ylabel("loss")
-    ax_loss.set_title(f"{fitted.law} fit, R2={fitted.r2:.4f}" + ("" if holdout_after is None else f"; fitted up to step {holdout_after}"))
+    error = f"fit error {100 * fitted.rel_error[0]:.2f}% of loss (mean)" if fitted.rel_error else f"R2={fitted.r2:.4f}"
+    ax_loss.set_title(f"{fitted.law} fit, {error}" + ("" if holdout_after is None else f"; fitted up to step {holdout_after}"))
+    first = min((starts or {0: 0}).values())
+    if first > 0:  # frame the fitted window; the hollow points before it stay at the left edge
+        ax_loss.set_xlim(left=0.8 * first)
     ax_loss.legend(fontsize=7, ncol=2)
     ax_res.set_ylabel("data/fit - 1 (%)")
     ax_lr.set_ylabel("LR/peak (-), S1 (:), S2 (--)\nscaled to max 1")
     ax_lr.set_xlabel("step")
     fig.tight_layout()
     save_figure(fig, out_png, dpi=110)
+
+
+def _plot_data(ax, step: np.ndarray, loss: np.ndarray, color, label: str) -> None:
+    """Observed losses: points, or for a per-step log (> 400 points) the raw points faint under a running median."""
+    if len(step) <= 400:
+        ax.plot(step, loss, ".", ms=3, color=color, alpha=0.6, label=label)
+        return
+    ax.plot(step, loss, ",", color=color, alpha=0.15)
+    window = max(5, len(step) // 100) | 1  # odd, ~1% of the points
+    pad = np.pad(loss, window // 2, mode="edge")
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(pad, window), axis=1)
+    ax.plot(step, smooth, "-", lw=0.9, color=color, alpha=0.8, label=f"{label}, running median")
 
 
 def _plot_residuals(ax, residuals: list, holdout_after: int | None) -> None:
@@ -119,6 +140,6 @@ def plot_schedules(fitted, schedules: dict, table: list[dict], out_png: str | Pa
                           color=colors[j % len(colors)], capsize=3)
         ax_final.annotate(f"P(best) {r['p_best']:.2f}", (r["hi"], y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=7)
     ax_final.set_yticks(range(len(order)), [labels[table[j]["schedule"]] for j in order], fontsize=7)
-    ax_final.set_xlabel("final loss, 90% interval\n(P(best): share of bootstrap refits, parameter uncertainty only)")
+    ax_final.set_xlabel("final loss, 90% interval\n(P(best): bootstrap refits plus the law's error on schedule differences)")
     fig.tight_layout()
     save_figure(fig, out_png, dpi=110)

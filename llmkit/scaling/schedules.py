@@ -184,6 +184,11 @@ def short_labels(specs: list[str]) -> list[str]:
     return [" ".join([name] + [kv for kv in items if kv not in shared]) for name, items in parts]
 
 
+def schedule_lr(spec: str) -> np.ndarray:
+    """LR per step from a schedule spec, or from a `step,lr` CSV when `spec` names one: either is accepted anywhere."""
+    return read_lr_csv(spec) if spec.endswith(".csv") or Path(spec).is_file() else parse_schedule(spec)
+
+
 def read_lr_csv(path: str | Path) -> np.ndarray:
     """A `step,lr` CSV -> LR per step 0..last step; steps between rows are linearly interpolated, gaps flagged."""
     path = Path(path)

@@ -1,14 +1,18 @@
-"""Fit some curves, predict the others: the MPL split (Luo et al. 2025) for each model size and law.
+"""Fit some curves, predict the others, on the MPL data (Luo et al. 2025): point errors, band coverage and width, and
+the band's fixed error terms (llmkit/scaling/calibration.py) re-measured and validated leave-one-size-out.
 
-Fit cosine_24000 + constant_24000 + wsdcon_9, predict the other six; report R2, PredE (mean over curves of the
-per-curve mean |err|/loss, as the MPL README; and pooled over all points), WorstE (mean over curves of the per-curve
-max, as the MPL README; and the overall max), final-loss error, Kendall tau between predicted and actual final
-losses, and the share of unseen points inside the 90% band (all of them, and those past the fitted horizon).
+Two fit sets per model size and law: the MPL split (fit cosine_24000 + constant_24000 + wsdcon_9, predict the other
+six) and a one-curve fit (cosine_24000 alone, predict the other eight). Per law, size and fit set: PredE (mean over
+curves of the per-curve mean |err|/loss, as the MPL README), WorstE (mean over curves of the per-curve max), the share
+of unseen points inside the 90% band, the median relative half-width of the band and its ratio to the median
+relative error, and the Kendall rank correlation of predicted vs observed final losses. The band's fixed terms
+(misspecification, distance share, schedule-difference error) used for size X are measured on the other two sizes
+only, so the coverage shown is out of sample; --calibrate prints them measured on all sizes (what calibration.py holds).
 
-    python scripts/bench/scaling_eval.py [--data ../shared/data/scaling] [--n-boot 100] [--floor] [--out scaling_eval.json]
+    python scripts/bench/scaling_eval.py [--data /work/shared/data/scaling] [--n-boot 50] [--calibrate]
 
---floor also fits each law on all nine curves and reports its PredE on the six: the in-sample floor that no
-fit on three curves can be expected to beat.
+The last line printed is one JSON object: coverage, half_width_over_error, pred_e, rank_corr per law (MPL split,
+pooled over sizes) and the same under one_curve.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, norm
 
-from llmkit.scaling.fit import Curve, fit, holdout_metrics, predict, write_json
+from llmkit.scaling.fit import Curve, band_variance, choose_law, fit, point_prediction
+from llmkit.scaling.laws import LAWS
 from llmkit.scaling.logs import read_log
 from llmkit.scaling.schedules import parse_schedule
 
@@ -37,15 +42,17 @@ MPL_SPECS = {
     "wsd_20000_24000": "wsd:peak=3e-4,steps=24000,warmup=2160,cooldown=4000,shape=geometric,min=3e-5",
     "wsdld_20000_24000": "wsd:peak=3e-4,steps=24000,warmup=2160,cooldown=4000,shape=linear,min=3e-5",
 }
-TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
-SETTINGS = {
-    "annealing/as_peak (official)": ("annealing", {"warmup": "as_peak"}),
+FIT_SETS = {"mpl_split": ("cosine_24000", "constant_24000", "wsdcon_9"), "one_curve": ("cosine_24000",)}
+SETTINGS = {  # row label -> (law, options); the fixed band terms are per law, measured at its default options
+    "annealing": ("annealing", {}),
     "annealing/actual": ("annealing", {"warmup": "actual"}),
-    "annealing/actual lam=0.995": ("annealing", {"warmup": "actual", "lam": 0.995}),
     "annealing_2scale": ("annealing_2scale", {}),
     "multi_power": ("multi_power", {}),
-    "power (LR-blind)": ("power", {}),
+    "power": ("power", {}),
+    "auto": ("auto", {}),  # its fixed band terms here are measured on whichever laws it picked
 }
+Z90 = norm.ppf(0.95)
+JACKKNIFE_FACTORS = (0.0, 0.25, 0.5, 1.0)
 
 
 def load_size(folder: Path) -> dict:
@@ -56,70 +63,128 @@ def load_size(folder: Path) -> dict:
     return curves
 
 
-def evaluate(curves: dict, law: str, options: dict, n_boot: int) -> dict:
+def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot: int) -> dict:
+    """Fit `fit_set`, and per unseen curve: log errors and the band variance split into the part the fit measures
+    (`base`) and the factor of the distance share squared (`dist2`); plus final losses, for the rank and pair checks."""
     start = time.perf_counter()
-    fitted = fit([curves[n] for n in TRAIN], law, options, n_boot=n_boot)
+    if law == "auto":  # the law --law auto picks on the fitted curves alone
+        law = choose_law([curves[n] for n in fit_set])[0]
+    fitted = fit([curves[n] for n in fit_set], law, options, n_boot=n_boot)
     seconds = time.perf_counter() - start
-    rel, worst, final_pred, final_obs, covered, beyond, per_curve = [], [], [], [], [], [], {}
+    fitted.misspec = fitted.distance = fitted.jackknife = 0.0
+    rows = {}
     for name, c in curves.items():
-        if name in TRAIN:
+        if name in fit_set:
             continue
-        mid, lo, hi = predict(fitted, c.lr, c.step)
-        err = np.abs(mid - c.loss) / c.loss
-        rel.append(err)
-        worst.append(err.max())
-        final_pred.append(mid[-1])
-        final_obs.append(c.loss[-1])
-        covered.append((c.loss >= lo) & (c.loss <= hi))
-        beyond.append(c.step > fitted.horizon)
-        per_curve[name] = {"pred_e": float(err.mean()), "worst_e": float(err.max()), "final_err": float(mid[-1] - c.loss[-1]),
-                           "coverage_90": float(covered[-1].mean()), "band_half_width_final": float((hi[-1] - lo[-1]) / 2 / mid[-1])}
-    obs = np.concatenate([curves[n].loss for n in per_curve])
-    pred = np.concatenate([predict(fitted, curves[n].lr, curves[n].step)[0] for n in per_curve])
+        feats = LAWS[law].features(c.lr / fitted.lr_peak, **fitted.options)
+        mid = point_prediction(fitted, c.lr, c.step)
+        base = band_variance(fitted, feats, c.step, mid)
+        fitted.distance = 1.0
+        dist2 = band_variance(fitted, feats, c.step, mid) - base
+        fitted.distance, fitted.jackknife = 0.0, 1.0
+        jack = band_variance(fitted, feats, c.step, mid) - base
+        fitted.jackknife = 0.0
+        rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "dist2": dist2, "jack": jack,
+                      "final_pred": float(mid[-1]), "final_obs": float(c.loss[-1]), "horizon": c.horizon}
+    return {"rows": rows, "seconds": seconds, "law": law}
+
+
+def _smallest_covering(err: np.ndarray, var_of, hi: float) -> float:
+    """The smallest term value in [0, hi] whose 90% band covers 90% of the held-out points (bisection)."""
+    covered = lambda t: np.mean(err <= Z90 * np.sqrt(var_of(t))) >= 0.9  # noqa: E731
+    if covered(0.0):
+        return 0.0
+    lo = 0.0
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if covered(mid) else (mid, hi)
+    return hi
+
+
+def calibrate(runs: list[dict]) -> dict:
+    """The fixed band terms from held-out results (see calibration.py): each the smallest value whose band covers 90%
+    of the unseen points (misspecification on the multi-curve fits, then the distance share on the one-curve fits)."""
+    split = [r for run in runs if run["fit_set"] == "mpl_split" for r in run["rows"].values()]
+    one = [r for run in runs if run["fit_set"] == "one_curve" for r in run["rows"].values()]
+    err = np.concatenate([np.abs(r["err"]) for r in split])
+    base = np.concatenate([r["base"] for r in split])
+    jack = np.concatenate([r["jack"] for r in split])
+    options = []
+    for factor in JACKKNIFE_FACTORS:
+        misspec = _smallest_covering(err, lambda t: base + factor * jack + t**2, 0.1)
+        options.append((np.median(np.sqrt(base + factor * jack + misspec**2)), factor, misspec))
+    _, jackknife, misspec = min(options)
+    err = np.concatenate([np.abs(r["err"]) for r in one])
+    base = np.concatenate([r["base"] + jackknife * r["jack"] for r in one]) + misspec**2
+    d2 = np.concatenate([r["dist2"] for r in one])
+    distance = _smallest_covering(err, lambda t: base + t**2 * d2, 10.0)
+    pair_err = []
+    for run in runs:
+        if run["fit_set"] != "mpl_split":
+            continue
+        rows = list(run["rows"].values())
+        for i in range(len(rows)):
+            for j in range(i + 1, len(rows)):
+                a, b = rows[i], rows[j]
+                if a["horizon"] == b["horizon"]:
+                    pair_err.append((np.log(a["final_pred"]) - np.log(b["final_pred"])) - (np.log(a["final_obs"]) - np.log(b["final_obs"])))
+    diff = float(np.sqrt(np.mean(np.square(pair_err)))) if pair_err else 0.0
+    return {"misspec": misspec, "jackknife": jackknife, "distance": distance, "diff": diff}
+
+
+def scores(run: dict, terms: dict) -> dict:
+    """Held-out scores of one fit under the given fixed band terms."""
+    rows = run["rows"].values()
+    var = [r["base"] + terms["jackknife"] * r["jack"] + terms["misspec"] ** 2 + terms["distance"] ** 2 * r["dist2"] for r in rows]
+    half = np.concatenate([Z90 * np.sqrt(v) for v in var])
+    err = np.concatenate([np.abs(r["err"]) for r in rows])
+    rel = np.concatenate([r["rel"] for r in rows])
+    final_pred = [r["final_pred"] for r in rows]
+    final_obs = [r["final_obs"] for r in rows]
     return {
-        "params": fitted.params(), "fit_seconds": seconds, "train_r2": fitted.r2, "warnings": fitted.warnings,
-        "r2": float(1 - np.sum((obs - pred) ** 2) / np.sum((obs - obs.mean()) ** 2)),
-        "pred_e": float(np.mean([e.mean() for e in rel])), "pred_e_pooled": float(np.concatenate(rel).mean()), "worst_e_mean": float(np.mean(worst)), "worst_e_max": float(np.max(worst)),
-        "final_err_range": [float(min(p - o for p, o in zip(final_pred, final_obs))), float(max(p - o for p, o in zip(final_pred, final_obs)))],
-        "kendall_tau_final": float(kendalltau(final_pred, final_obs).statistic),
-        "coverage_90": float(np.concatenate(covered).mean()) if n_boot else None,
-        "coverage_90_beyond_horizon": float(np.concatenate(covered)[np.concatenate(beyond)].mean()) if n_boot else None,
-        "per_curve": per_curve,
+        "pred_e": float(np.mean([r["rel"].mean() for r in rows])), "worst_e": float(np.mean([r["rel"].max() for r in rows])),
+        "coverage": float(np.mean(err <= half)), "half_width": float(np.median(np.expm1(half))),
+        "half_width_over_error": float(np.median(np.expm1(half)) / np.median(rel)),
+        "rank_corr": float(kendalltau(final_pred, final_obs).statistic), "fit_seconds": run["seconds"], "law": run["law"],
     }
-
-
-def in_sample_floor(curves: dict, law: str, options: dict) -> float:
-    """PredE on the unseen curves of a fit that saw all nine: what the law's form allows there at best."""
-    fitted = fit(list(curves.values()), law, options, n_boot=0)
-    return float(np.mean([holdout_metrics(c.loss, *predict(fitted, c.lr, c.step))["pred_e"]
-                          for name, c in curves.items() if name not in TRAIN]))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[3] / "shared" / "data" / "scaling"))
-    p.add_argument("--n-boot", type=int, default=100)
+    p.add_argument("--data", default="/work/shared/data/scaling")
+    p.add_argument("--n-boot", type=int, default=50)
     p.add_argument("--sizes", default="25,100,400")
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated keys of SETTINGS")
-    p.add_argument("--floor", action="store_true", help="also fit each law on all nine curves: its in-sample PredE floor on the six")
+    p.add_argument("--calibrate", action="store_true", help="print the fixed band terms measured on all sizes")
     p.add_argument("--out", default="scaling_eval.json")
     args = p.parse_args()
-    results = {}
-    print(f"{'size':>4s} {'setting':30s} {'R2':>7s} {'PredE%':>7s} {'pooled':>7s} {'WorstE%':>8s} {'max%':>6s} {'final err':>17s} {'tau':>5s} "
-          f"{'cov90':>5s} {'>hor':>5s} {'fit s':>6s}" + (f" {'floor%':>7s}" if args.floor else ""))
-    for size in args.sizes.split(","):
-        curves = load_size(Path(args.data) / "mpl_luo2025" / f"csv_{size}")
-        for key in args.settings.split(","):
-            law, options = SETTINGS[key]
-            r = evaluate(curves, law, options, args.n_boot if law != "multi_power" else min(args.n_boot, 20))
-            if args.floor:
-                r["pred_e_floor"] = in_sample_floor(curves, law, options)
-            results[f"{size}M {key}"] = r
-            cov = f"{r['coverage_90']:.2f} {r['coverage_90_beyond_horizon']:5.2f}" if r["coverage_90"] is not None else "    -     -"
-            print(f"{size:>4s} {key:30s} {r['r2']:7.4f} {100 * r['pred_e']:7.3f} {100 * r['pred_e_pooled']:7.3f} {100 * r['worst_e_mean']:8.3f} "
-                  f"{100 * r['worst_e_max']:6.2f} {r['final_err_range'][0]:+8.4f}..{r['final_err_range'][1]:+.4f} {r['kendall_tau_final']:5.2f} "
-                  f"{cov} {r['fit_seconds']:6.1f}" + (f" {100 * r['pred_e_floor']:7.3f}" if args.floor else ""), flush=True)
-    write_json(Path(args.out), results)
+    sizes = args.sizes.split(",")
+    data = {size: load_size(Path(args.data) / "mpl_luo2025" / f"csv_{size}") for size in sizes}
+    results, summary, fixed = {}, {}, {}
+    print(f"{'size':>4s} {'setting':18s} {'fit set':10s} {'PredE%':>7s} {'WorstE%':>8s} {'cov90':>6s} {'half%':>6s} {'half/err':>8s} {'tau':>5s} {'fit s':>6s}")
+    for key in args.settings.split(","):
+        law, options = SETTINGS[key]
+        runs = [{"size": size, "fit_set": fs, **held_out_terms(data[size], law, options, names, args.n_boot)}
+                for size in sizes for fs, names in FIT_SETS.items()]
+        fixed[key] = calibrate(runs)
+        for run in runs:
+            # out of sample: the fixed terms for this size come from the other sizes only
+            terms = calibrate([r for r in runs if r["size"] != run["size"]]) if len(sizes) > 1 else fixed[key]
+            s = scores(run, terms)
+            results[f"{run['size']}M {key} {run['fit_set']}"] = {**s, "terms": terms}
+            print(f"{run['size']:>4s} {key:18s} {run['fit_set']:10s} {100 * s['pred_e']:7.3f} {100 * s['worst_e']:8.3f} {s['coverage']:6.2f} "
+                  f"{100 * s['half_width']:6.3f} {s['half_width_over_error']:8.2f} {s['rank_corr']:5.2f} {s['fit_seconds']:6.1f}"
+                  + (f"  -> {run['law']}" if key == "auto" else ""), flush=True)
+        for fs in FIT_SETS:
+            rows = [results[f"{size}M {key} {fs}"] for size in sizes]
+            summary.setdefault(fs, {})[key] = {m: float(np.mean([r[m] for r in rows])) for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
+    if args.calibrate:
+        for term in ("misspec", "jackknife", "distance", "diff"):
+            print(f"{term.upper()} = " + json.dumps({k: round(v[term], 5) for k, v in fixed.items()}))
+    Path(args.out).write_text(json.dumps({"results": results, "fixed_terms_all_sizes": fixed}, indent=2) + "\n")
+    final = {m: {k: v[m] for k, v in summary["mpl_split"].items()} for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
+    final["one_curve"] = {m: {k: v[m] for k, v in summary["one_curve"].items()} for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
+    print(json.dumps(final))
 
 
 if __name__ == "__main__":
