@@ -158,8 +158,9 @@ def _build(args: PretrainArgs, documents, tokenizer, target: Path) -> None:
         parts = {"train": parts["train"], "eval": parts["test"]}
     else:
         parts = {"train": documents, "eval": documents.select([])}
-    staging = target.with_name(target.name + f".building-{os.getpid()}")
+    staging = target.with_name(target.name + ".building")  # under the lock: what is there is a killed build's
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     counts = {}
     for split, docs in parts.items():
         try:
