@@ -163,9 +163,9 @@ def embed_stage(demo: Demo) -> tuple[dict, dict]:
 
 # One recipe, three LR shapes with the same peak, warmup and horizon: the law is fitted on two, the third predicted.
 SCHEDULES = {
-    "constant": "constant:peak=3e-3,steps=160,warmup=10",
-    "cosine": "cosine:peak=3e-3,steps=160,warmup=10,min=3e-4",
-    "wsd": "wsd:peak=3e-3,steps=160,warmup=10,cooldown=0.3,shape=1-sqrt",
+    "constant": "constant:peak=1e-2,steps=160,warmup=10",
+    "cosine": "cosine:peak=1e-2,steps=160,warmup=10,min=1e-3",
+    "wsd": "wsd:peak=1e-2,steps=160,warmup=10,cooldown=0.3,shape=1-sqrt",
 }
 FITTED, PREDICTED = ("constant", "cosine"), "wsd"
 
@@ -174,7 +174,7 @@ def scaling_stage(demo: Demo, model: str) -> dict:
     """Pre-train the tiny model three times, fit the law on two runs, predict the third from its LR alone."""
     from llmkit.runs import read_metrics
     from llmkit.scaling.cli import predict_main
-    from llmkit.scaling.fit import fit_run
+    from llmkit.scaling.fit import fit_run, holdout_metrics
 
     out = demo.out / "scaling"
     jobs = {}
@@ -192,11 +192,11 @@ def scaling_stage(demo: Demo, model: str) -> dict:
     rows = [(r["step"], r["eval_loss"], *(float(pred[r["step"]][k]) for k in ("loss", "lo", "hi")))
             for r in read_metrics(out / PREDICTED / "metrics.jsonl") if "eval_loss" in r and r["step"] > warmup]
     step, measured, predicted, lo, hi = map(np.array, zip(*rows))
-    error = 100 * np.abs(predicted - measured) / measured
+    errors = holdout_metrics(measured, predicted, lo, hi)
     summary = {
         "fitted": list(FITTED), "predicted": PREDICTED, "schedules": SCHEDULES,
-        "pred_e_percent": float(error.mean()), "worst_e_percent": float(error.max()),
-        "final_e_percent": float(error[-1]), "coverage": float(np.mean((lo <= measured) & (measured <= hi))),
+        "pred_e_percent": 100 * errors["pred_e"], "worst_e_percent": 100 * errors["worst_e"],
+        "final_e_percent": 100 * abs(errors["final_err"]) / measured[-1], "coverage": errors["coverage_90"],
         "law": {"name": fit["law"], "params": fit["params"], "r2_fit": fit["r2"]},
         "points": [{"step": int(s), "measured": float(m), "predicted": float(p), "lo": float(a), "hi": float(b)}
                    for s, m, p, a, b in rows],
