@@ -42,18 +42,18 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
         "max_steps": 4,
         "learning_rate": 3e-3,
         "lr_scheduler_type": "linear",
-        "bf16": False,
         "gradient_checkpointing": False,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "seed": 7,
-        "output_root": str(tmp_path / "runs"),
-        "dataloader_num_workers": 0,
     }
-    recipe.update(overrides)
+    return write_recipe(tmp_path, recipe | overrides)
+
+
+def write_recipe(tmp_path: Path, recipe: dict) -> Path:
+    """tmp_path/recipe.yaml: `recipe` over the settings every fast CPU test run shares."""
+    shared = {"bf16": False, "logging_steps": 1, "save_strategy": "no", "seed": 7,
+              "output_root": str(tmp_path / "runs"), "dataloader_num_workers": 0}
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path.write_text(yaml.safe_dump(shared | recipe))
     return path
 
 
@@ -146,15 +146,5 @@ def pretrain_recipe(tmp_path: Path, corpus: Path, **overrides) -> Path:
         "per_device_train_batch_size": 4,
         "eval_strategy": "steps",
         "eval_steps": 2,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "bf16": False,
-        "seed": 7,
-        "output_root": str(tmp_path / "runs"),
-        "dataloader_num_workers": 0,
     }
-    recipe.update(overrides)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
+    return write_recipe(tmp_path, recipe | overrides)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
 from conftest import pretrain_recipe
+from test_resume import StopAt
 from llmkit import pretrain
 from llmkit.errors import LlmkitError
 from llmkit.pretrain import PretrainArgs, ScheduleTrainer, apply_schedule, collate_blocks, pack, prepare_blocks
@@ -119,16 +119,6 @@ def test_schedule_conflicts_are_one_line_errors(pretrain_corpus, tmp_path):
     with pytest.raises(LlmkitError, match=r"recipe.yaml: max_steps=9 differs from lr_schedule's steps=4"):
         train_main([str(steps)])
     assert not (tmp_path / "b" / "runs").exists()
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-        return control
 
 
 def test_two_steps_then_resume_equals_four_steps(pretrain_corpus, tmp_path, monkeypatch):
