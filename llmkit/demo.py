@@ -196,8 +196,10 @@ def scaling_stage(demo: Demo, model: str) -> dict:
     summary = {
         "fitted": list(FITTED), "predicted": PREDICTED, "schedules": SCHEDULES,
         "pred_e_percent": 100 * errors["pred_e"], "worst_e_percent": 100 * errors["worst_e"],
-        "final_e_percent": 100 * abs(errors["final_err"]) / measured[-1], "coverage": errors["coverage_90"],
+        "final_e_percent": float(100 * abs(errors["final_err"]) / measured[-1]), "coverage": errors["coverage_90"],
         "law": {"name": fit["law"], "params": fit["params"], "r2_fit": fit["r2"]},
+        "final_measured": {name: [r["eval_loss"] for r in read_metrics(out / name / "metrics.jsonl") if "eval_loss" in r][-1]
+                           for name in SCHEDULES},
         "points": [{"step": int(s), "measured": float(m), "predicted": float(p), "lo": float(a), "hi": float(b)}
                    for s, m, p, a, b in rows],
     }
@@ -234,6 +236,20 @@ def _plot_prediction(out: Path, rows: list[tuple]) -> Path:
     ax.set(xlabel="step", ylabel="held-out loss", title="python-docs, tiny Llama: law fitted on 2 schedules, 3rd predicted")
     ax.legend(fontsize=7)
     return save_figure(fig, out / "predicted_vs_measured.png", dpi=120)
+
+
+def report_scaling(demo: Demo, scaling: dict) -> None:
+    """Predicted against measured held-out loss of the predicted run, at nine evenly spaced eval steps, and the errors."""
+    points = scaling["points"]
+    print("| step | measured | predicted | 90% band | error |\n|---:|---:|---:|---|---:|")
+    for p in [points[i] for i in sorted(set(np.linspace(0, len(points) - 1, 9).astype(int)))]:
+        print(f"| {p['step']} | {p['measured']:.4f} | {p['predicted']:.4f} | {p['lo']:.4f}-{p['hi']:.4f} | "
+              f"{100 * abs(p['predicted'] - p['measured']) / p['measured']:.2f}% |")
+    demo.say(f"  {PREDICTED} predicted from its LR: mean error {scaling['pred_e_percent']:.2f}% of the loss "
+             f"(final {scaling['final_e_percent']:.2f}%, worst {scaling['worst_e_percent']:.2f}%), "
+             f"90% band covers {scaling['coverage']:.0%} of the measured points; law R2 on the fitted runs "
+             f"{scaling['law']['r2_fit']:.4f}")
+    demo.say("  final held-out loss measured: " + ", ".join(f"{name} {loss:.4f}" for name, loss in scaling["final_measured"].items()))
 
 
 def check_base_model(out: Path, key: str) -> None:
@@ -278,15 +294,7 @@ def main(argv: list[str]) -> int:
     demo.say("6. scaling law on llmkit's own pre-training runs: the tiny model from scratch on python-docs (CPython's "
              f"documentation) under {', '.join(SCHEDULES)} LR; fit on {' + '.join(FITTED)}, predict {PREDICTED} from its LR alone")
     scaling = scaling_stage(demo, model)
-    print(f"| step | measured | predicted | 90% band | error |\n|---:|---:|---:|---|---:|")
-    points = scaling["points"]
-    for p in [points[i] for i in sorted(set(np.linspace(0, len(points) - 1, 9).astype(int)))]:
-        print(f"| {p['step']} | {p['measured']:.4f} | {p['predicted']:.4f} | {p['lo']:.4f}-{p['hi']:.4f} | "
-              f"{100 * abs(p['predicted'] - p['measured']) / p['measured']:.2f}% |")
-    demo.say(f"  {PREDICTED} predicted from its LR: mean error {scaling['pred_e_percent']:.2f}% of the loss "
-             f"(final {scaling['final_e_percent']:.2f}%, worst {scaling['worst_e_percent']:.2f}%), "
-             f"90% band covers {scaling['coverage']:.0%} of the measured points; law R2 on the fitted runs "
-             f"{scaling['law']['r2_fit']:.4f}")
+    report_scaling(demo, scaling)
 
     demo.say("done. Outputs:")
     for role, path in runs.items():
