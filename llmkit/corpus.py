@@ -5,7 +5,7 @@ Documents are (1) the language-reference topics that `help()` shows (`pydoc_data
 characters on CPython 3.11). Varied English prose with code examples: far more than a ~1M-parameter model can
 memorise in a few hundred steps. Licence: both are part of CPython, under the PSF License Agreement version 2
 (the `LICENSE.txt` next to the standard library); llmkit ships none of it, it reads the interpreter's own copy.
-The text differs between Python versions, so the cache file is named by version and content hash.
+The text differs between Python versions, so the cache file is named by the interpreter's build.
 """
 
 from __future__ import annotations
@@ -46,13 +46,11 @@ def documents() -> list[str]:
 
 
 def corpus_file(cache: Path) -> Path:
-    """The corpus as JSONL rows {"text": ...} under `cache`, written once per Python version and content."""
-    docs = documents()
-    body = "".join(json.dumps({"text": doc}) + "\n" for doc in docs)
-    version = "{}.{}.{}".format(*sys.version_info[:3])
-    path = cache / f"{NAME}-{version}-{hashlib.sha256(body.encode()).hexdigest()[:10]}.jsonl"
+    """The corpus as JSONL rows {"text": ...} under `cache`, written once per Python build (its text is fixed)."""
+    build = hashlib.sha256(f"{sys.version}|{sysconfig.get_paths()['stdlib']}".encode()).hexdigest()[:10]
+    path = cache / f"{NAME}-{'.'.join(map(str, sys.version_info[:3]))}-{build}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):  # parallel runs (the demo's three, or ranks) write it once
         if not path.is_file():
-            atomic_write_text(path, body)
+            atomic_write_text(path, "".join(json.dumps({"text": doc}) + "\n" for doc in documents()))
     return path

@@ -151,3 +151,16 @@ def test_two_steps_then_resume_equals_four_steps(pretrain_corpus, tmp_path, monk
     weights_b = load_file(run_b / "final" / "model.safetensors")
     for key in weights_a:
         torch.testing.assert_close(weights_b[key], weights_a[key], rtol=1e-5, atol=1e-6)
+
+
+def test_python_docs_corpus_is_the_interpreters_own_documentation(tmp_path):
+    from pydoc_data.topics import topics
+
+    from llmkit.corpus import corpus_file
+
+    path = corpus_file(tmp_path)
+    docs = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert docs[: len(topics)] == [topics[name].strip() for name in sorted(topics)]
+    assert any(doc.startswith("JSON (JavaScript Object Notation) <https://json.org> is a subset") for doc in docs)
+    assert sum(map(len, docs)) > 1_000_000 and len(set(docs)) > 0.9 * len(docs)  # far more than a tiny model holds
+    assert corpus_file(tmp_path) == path  # written once
