@@ -164,3 +164,12 @@ def test_python_docs_corpus_is_the_interpreters_own_documentation(tmp_path):
     assert any(doc.startswith("JSON (JavaScript Object Notation) <https://json.org> is a subset") for doc in docs)
     assert sum(map(len, docs)) > 1_000_000 and len(set(docs)) > 0.9 * len(docs)  # far more than a tiny model holds
     assert corpus_file(tmp_path) == path  # written once
+
+
+def test_local_txt_files_are_one_document_each(tmp_path):
+    from llmkit.data import load_split
+
+    (tmp_path / "a.txt").write_text("first line\nsecond line\n")
+    (tmp_path / "b.txt").write_text("another document")
+    rows = load_split(str(tmp_path), columns=("text",))
+    assert sorted(rows["text"]) == ["another document", "first line\nsecond line\n"]
