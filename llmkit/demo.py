@@ -1,7 +1,8 @@
 """`llmkit demo [--out DIR]`: the whole pipeline on the embedded default, on CPU, in minutes.
 
-Each stage runs the same commands a user would (`python -m llmkit.train RECIPE`, `llmkit eval`, `llmkit fit`)
-as subprocesses, two at a time where they are independent (2 cores, 1 thread each). A stage whose output is
+Each stage runs the same commands a user would (`python -m llmkit.train RECIPE`, `llmkit eval`, `llmkit fit`,
+`llmkit predict`), training and evaluation as subprocesses, two at a time where they are independent (2 cores, 1
+thread each; the three scaling runs all at once, which ends sooner than 2 + 1). A stage whose output is
 already complete is skipped, so an interrupted demo resumes where it stopped.
 """
 
