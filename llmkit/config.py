@@ -32,7 +32,7 @@ FALSE_STRINGS = {"false", "no", "0", "off"}
 class RunArgs:
     """What every llmkit recipe has, whatever its task."""
 
-    task: str = field(default="", metadata={"help": "finetune | unlearn | embed"})
+    task: str = field(default="", metadata={"help": "finetune | unlearn | embed | pretrain"})
     global_batch_size: int = field(
         default=0, metadata={"help": "sequences per optimizer step over all devices; gradient accumulation is derived"}
     )

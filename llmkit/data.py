@@ -2,7 +2,7 @@
 
 A dataset is named by its hub id (e.g. `locuslab/TOFU`). Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set), hub ids
 that llmkit bundles a mini copy of load that copy instead, in the same schema, so the code after loading is the same.
-A local JSON/JSONL/Parquet file or folder also works.
+A local JSON/JSONL/Parquet file or folder also works, and plain .txt files (one document each, column `text`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ BUNDLED = {
     "muse-books-mini": ASSETS / "muse_mini" / "books",
 }
 _ALIASES = {"tofu-mini", "muse-news-mini", "muse-books-mini"}
+_LOCAL_KINDS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".txt": "text"}
 
 
 @dataclass
@@ -80,14 +81,16 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         ds = datasets.load_dataset("json", data_files=str(source), split="train")
     elif local.exists():
         source = local
-        files = sorted(str(p) for p in local.rglob("*") if p.suffix in {".json", ".jsonl", ".parquet"}) if local.is_dir() else [str(local)]
+        files = sorted(str(p) for p in local.rglob("*") if p.suffix in _LOCAL_KINDS) if local.is_dir() else [str(local)]
         if not files:
-            raise LlmkitError(f"dataset: {dataset} holds no .json/.jsonl/.parquet file")
+            raise LlmkitError(f"dataset: {dataset} holds no {'/'.join(_LOCAL_KINDS)} file")
         if all(Path(f).stat().st_size == 0 for f in files):
             raise LlmkitError(f"{dataset}: the split is empty")
-        kind = "parquet" if files[0].endswith(".parquet") else "json"
+        kind = _LOCAL_KINDS.get(Path(files[0]).suffix, "json")
+        # a .txt file is one document (column "text"), as pre-training wants, not one row per line
+        options = {"sample_by": "document"} if kind == "text" else {}
         try:
-            ds = datasets.load_dataset(kind, data_files=files, split="train")
+            ds = datasets.load_dataset(kind, data_files=files, split="train", **options)
         except Exception as err:  # pyarrow/json errors carry long messages; the first line names the problem
             raise LlmkitError(f"{dataset}: could not read: {str(err).splitlines()[0]}") from None
     else:

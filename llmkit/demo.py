@@ -1,21 +1,26 @@
 """`llmkit demo [--out DIR]`: the whole pipeline on the embedded default, on CPU, in minutes.
 
-Each stage runs the same commands a user would (`python -m llmkit.train RECIPE`, `llmkit eval`, `llmkit fit`)
-as subprocesses, two at a time where they are independent (2 cores, 1 thread each). A stage whose output is
+Each stage runs the same commands a user would (`python -m llmkit.train RECIPE`, `llmkit eval`, `llmkit fit`,
+`llmkit predict`), training and evaluation as subprocesses, two at a time where they are independent (2 cores, 1
+thread each; the three scaling runs all at once, which ends sooner than 2 + 1). A stage whose output is
 already complete is skipped, so an interrupted demo resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import csv
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from llmkit.errors import LlmkitError
+from llmkit.io import write_json
+from llmkit.scaling.schedules import spec_settings
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes"
@@ -157,22 +162,95 @@ def embed_stage(demo: Demo) -> tuple[dict, dict]:
     return before, after
 
 
-def fit_stage(demo: Demo, run_dir: Path) -> dict:
-    """Fit the LR-annealing law on the first 60% of the target's loss curve and predict the rest."""
-    import warnings
+# One recipe, three LR shapes with the same peak, warmup and horizon: the law is fitted on two, the third predicted.
+SCHEDULES = {
+    "constant": "constant:peak=1e-2,steps=160,warmup=10",
+    "cosine": "cosine:peak=1e-2,steps=160,warmup=10,min=1e-3",
+    "wsd": "wsd:peak=1e-2,steps=160,warmup=10,cooldown=0.3,shape=1-sqrt",
+}
+FITTED, PREDICTED = ("constant", "cosine"), "wsd"
 
+
+def scaling_stage(demo: Demo, model: str) -> dict:
+    """Pre-train the tiny model three times, fit the law on two runs, predict the third from its LR alone."""
     from llmkit.runs import read_metrics
-    from llmkit.scaling.fit import fit_run
+    from llmkit.scaling.cli import predict_main
+    from llmkit.scaling.fit import fit_run, holdout_metrics
 
-    steps = [row["step"] for row in read_metrics(run_dir / "metrics.jsonl") if "loss" in row]
-    holdout_after = steps[int(len(steps) * 0.6)]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        params = fit_run([run_dir], "annealing", holdout_after=holdout_after, out_dir=run_dir / "fit", n_boot=50)
-    for warning in caught:
-        demo.say(f"  fit warning: {warning.message}")
-    pred = json.loads((run_dir / "fit" / "pred.json").read_text())
-    return params | {"holdout": pred["curves"][0]["holdout"]}
+    out = demo.out / "scaling"
+    jobs = {}
+    for name, spec in SCHEDULES.items():
+        if (out / name / "final" / "COMPLETE").is_file():
+            demo.say(f"  {name}: {out / name}/final exists, skipped")
+            continue
+        jobs[f"pretrain_{name}"] = ["-m", "llmkit.train", str(RECIPES / "pretrain" / "tiny_demo.yaml"), "--output_root",
+                                    str(out), "--run_name", name, "--lr_schedule", spec, "--model_name_or_path", model]
+    demo.run_parallel(jobs, max_parallel=3)  # 3 on 2 cores ends sooner than 2 + 1
+    fit = fit_run([out / name for name in FITTED], "annealing", out_dir=out / "fit", n_boot=50)
+    predict_main([str(out / "fit"), "--schedule", SCHEDULES[PREDICTED], "--out", str(out / f"{PREDICTED}_pred.csv")])
+    pred = {int(r["step"]): r for r in csv.DictReader((out / f"{PREDICTED}_pred.csv").read_text().splitlines())}
+    warmup = spec_settings(SCHEDULES[PREDICTED])["warmup"]
+    rows = [(r["step"], r["eval_loss"], *(float(pred[r["step"]][k]) for k in ("loss", "lo", "hi")))
+            for r in read_metrics(out / PREDICTED / "metrics.jsonl") if "eval_loss" in r and r["step"] > warmup]
+    step, measured, predicted, lo, hi = map(np.array, zip(*rows))
+    errors = holdout_metrics(measured, predicted, lo, hi)
+    summary = {
+        "fitted": list(FITTED), "predicted": PREDICTED, "schedules": SCHEDULES,
+        "pred_e_percent": 100 * errors["pred_e"], "worst_e_percent": 100 * errors["worst_e"],
+        "final_e_percent": float(100 * abs(errors["final_err"]) / measured[-1]), "coverage": errors["coverage_90"],
+        "law": {"name": fit["law"], "params": fit["params"], "r2_fit": fit["r2"]},
+        "final_measured": {name: [r["eval_loss"] for r in read_metrics(out / name / "metrics.jsonl") if "eval_loss" in r][-1]
+                           for name in SCHEDULES},
+        "points": [{"step": int(s), "measured": float(m), "predicted": float(p), "lo": float(a), "hi": float(b)}
+                   for s, m, p, a, b in rows],
+    }
+    write_json(out / "summary.json", summary)
+    _plot_prediction(out, rows)
+    return summary
+
+
+def _plot_prediction(out: Path, rows: list[tuple]) -> Path:
+    """Measured eval loss of the three runs, the law fitted to two, and its prediction of the third with the band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmkit.io import save_figure
+    from llmkit.runs import read_metrics
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fitted_curves = list(csv.DictReader((out / "fit" / "pred.csv").read_text().splitlines()))
+    for name, color in zip(SCHEDULES, ("C0", "C1", "C2")):
+        obs = [(r["step"], r["eval_loss"]) for r in read_metrics(out / name / "metrics.jsonl") if "eval_loss" in r]
+        role = "fitted" if name in FITTED else "held out"
+        ax.plot(*zip(*obs), "o", ms=3, color=color, label=f"{name}: measured ({role})")
+        if name in FITTED:
+            law = [(int(r["step"]), float(r["loss"])) for r in fitted_curves if r["curve"] == name]
+            ax.plot(*zip(*law), "-", color=color, lw=1, label=f"{name}: law fit")
+    pred = list(csv.DictReader((out / f"{PREDICTED}_pred.csv").read_text().splitlines()))
+    steps = [int(r["step"]) for r in pred]
+    ax.plot(steps, [float(r["loss"]) for r in pred], "--", color="C2", lw=1.5, label=f"{PREDICTED}: predicted")
+    ax.fill_between(steps, [float(r["lo"]) for r in pred], [float(r["hi"]) for r in pred], color="C2", alpha=0.2,
+                    label="90% band")
+    ax.set_ylim(min(r[1] for r in rows) - 0.3, max(r[1] for r in rows) + 0.6)
+    ax.set(xlabel="step", ylabel="held-out loss", title="python-docs, tiny Llama: law fitted on 2 schedules, 3rd predicted")
+    ax.legend(fontsize=7)
+    return save_figure(fig, out / "predicted_vs_measured.png", dpi=120)
+
+
+def report_scaling(demo: Demo, scaling: dict) -> None:
+    """Predicted against measured held-out loss of the predicted run, at nine evenly spaced eval steps, and the errors."""
+    points = scaling["points"]
+    print("| step | measured | predicted | 90% band | error |\n|---:|---:|---:|---|---:|")
+    for p in [points[i] for i in sorted(set(np.linspace(0, len(points) - 1, 9).astype(int)))]:
+        print(f"| {p['step']} | {p['measured']:.4f} | {p['predicted']:.4f} | {p['lo']:.4f}-{p['hi']:.4f} | "
+              f"{100 * abs(p['predicted'] - p['measured']) / p['measured']:.2f}% |")
+    demo.say(f"  {PREDICTED} predicted from its LR: mean error {scaling['pred_e_percent']:.2f}% of the loss "
+             f"(final {scaling['final_e_percent']:.2f}%, worst {scaling['worst_e_percent']:.2f}%), "
+             f"90% band covers {scaling['coverage']:.0%} of the measured points; law R2 on the fitted runs "
+             f"{scaling['law']['r2_fit']:.4f}")
+    demo.say("  final held-out loss measured: " + ", ".join(f"{name} {loss:.4f}" for name, loss in scaling["final_measured"].items()))
 
 
 def check_base_model(out: Path, key: str) -> None:
@@ -214,12 +292,10 @@ def main(argv: list[str]) -> int:
     demo.say(f"  Mean(Task) {before['mean_task']:.2f} -> {after['mean_task']:.2f} "
              f"({after['mean_task'] - before['mean_task']:+.2f})")
 
-    demo.say("6. fit the LR-annealing scaling law to the target's loss curve (first 60% fitted, rest predicted)")
-    fit = fit_stage(demo, runs["target"])
-    holdout = fit["holdout"]
-    demo.say(f"  L0={fit['params']['L0']:.3g} A={fit['params']['A']:.3g} C={fit['params']['C']:.3g} "
-             f"alpha={fit['params']['alpha']:.3g}; held-out mean error {holdout['pred_e']:.1%} "
-             "(a memorising fine-tune is far from the pre-training curves the law describes)")
+    demo.say("6. scaling law on llmkit's own pre-training runs: the tiny model from scratch on python-docs (CPython's "
+             f"documentation) under {', '.join(SCHEDULES)} LR; fit on {' + '.join(FITTED)}, predict {PREDICTED} from its LR alone")
+    scaling = scaling_stage(demo, model)
+    report_scaling(demo, scaling)
 
     demo.say("done. Outputs:")
     for role, path in runs.items():
@@ -227,6 +303,6 @@ def main(argv: list[str]) -> int:
     print(f"  reference {reference}")
     print(f"  tradeoff {plot}")
     print(f"  embed    {demo.out / 'embed'}  (tiny_demo/final, before/eval, tiny_demo/final/eval)")
-    print(f"  fit      {runs['target'] / 'fit'}  (params.json, pred.json, curve.png)")
+    print(f"  scaling  {demo.out / 'scaling'}  (constant/ cosine/ wsd/ runs, fit/, summary.json, predicted_vs_measured.png)")
     print(f"  logs     {demo.logs}")
     return 0

@@ -17,7 +17,8 @@ from llmkit.config import RunArgs, build_args, load_recipe, parse_cli_overrides,
 from llmkit.errors import LlmkitError
 from llmkit.runs import CheckpointMarker, MetricsJsonl, resolve_resume, save_final
 
-TASKS = {"finetune": "llmkit.finetune", "unlearn": "llmkit.unlearn.train", "embed": "llmkit.embed.task"}
+TASKS = {"finetune": "llmkit.finetune", "unlearn": "llmkit.unlearn.train", "embed": "llmkit.embed.task",
+         "pretrain": "llmkit.pretrain"}
 
 
 def world_size() -> int:

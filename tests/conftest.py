@@ -42,18 +42,18 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
         "max_steps": 4,
         "learning_rate": 3e-3,
         "lr_scheduler_type": "linear",
-        "bf16": False,
         "gradient_checkpointing": False,
-        "logging_steps": 1,
-        "save_strategy": "no",
-        "seed": 7,
-        "output_root": str(tmp_path / "runs"),
-        "dataloader_num_workers": 0,
     }
-    recipe.update(overrides)
+    return write_recipe(tmp_path, recipe | overrides)
+
+
+def write_recipe(tmp_path: Path, recipe: dict) -> Path:
+    """tmp_path/recipe.yaml: `recipe` over the settings every fast CPU test run shares."""
+    shared = {"bf16": False, "logging_steps": 1, "save_strategy": "no", "seed": 7,
+              "output_root": str(tmp_path / "runs"), "dataloader_num_workers": 0}
     tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
+    path.write_text(yaml.safe_dump(shared | recipe))
     return path
 
 
@@ -117,3 +117,34 @@ def answer_prob(model, tokenizer, question: str, answer: str) -> float:
     with torch.no_grad():
         logp = model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)  # [T, V]
     return float(torch.stack([logp[t - 1, ids[t]].exp() for t in range(start, len(ids))]).mean())
+
+
+@pytest.fixture(scope="session")
+def pretrain_corpus(tmp_path_factory) -> Path:
+    """A small raw-text corpus (one JSONL row per document): the tofu-mini answers, as pre-training documents."""
+    import json
+
+    from llmkit.data import load_split
+
+    rows = load_split("tofu-mini", "full")
+    path = tmp_path_factory.mktemp("corpus") / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": f"{r['question']} {r['answer']}"}) + "\n" for r in rows))
+    return path
+
+
+def pretrain_recipe(tmp_path: Path, corpus: Path, **overrides) -> Path:
+    """A fast `task: pretrain` recipe on `corpus` with the tiny model; keys in `overrides` replace the defaults."""
+    recipe = {
+        "task": "pretrain",
+        "model_name_or_path": "tiny:llama-xs",
+        "dataset": str(corpus),
+        "block_size": 32,
+        "eval_fraction": 0.1,
+        "max_eval_blocks": 8,
+        "lr_schedule": "cosine:peak=3e-3,steps=4,warmup=2,min=3e-4",
+        "global_batch_size": 4,
+        "per_device_train_batch_size": 4,
+        "eval_strategy": "steps",
+        "eval_steps": 2,
+    }
+    return write_recipe(tmp_path, recipe | overrides)

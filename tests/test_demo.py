@@ -13,3 +13,18 @@ def test_resume_on_runs_from_another_base_model_is_refused(tmp_path):
     with pytest.raises(LlmkitError, match="runs start from tiny model llama-v1-aaaa, this build is llama-v1-bbbb"):
         check_base_model(tmp_path, "llama-v1-bbbb")
     assert (tmp_path / "BASE_MODEL").read_text() == "llama-v1-aaaa\n"  # nothing overwritten
+
+
+def test_scaling_stage_schedules_differ_in_shape_only():
+    """The law is fitted for one peak LR, warmup and horizon: the predicted run must share them with the fitted two."""
+    import yaml
+
+    from conftest import REPO
+    from llmkit.demo import FITTED, PREDICTED, SCHEDULES
+    from llmkit.scaling.schedules import spec_settings
+
+    settings = {name: spec_settings(spec) for name, spec in SCHEDULES.items()}
+    shared = {key: settings[PREDICTED][key] for key in ("peak", "steps", "warmup")}
+    assert all({key: settings[name][key] for key in shared} == shared for name in FITTED)
+    recipe = yaml.safe_load((REPO / "recipes" / "pretrain" / "tiny_demo.yaml").read_text())
+    assert recipe["lr_schedule"] == SCHEDULES["constant"]
