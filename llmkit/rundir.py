@@ -38,7 +38,7 @@ _NON_RESULT_KEYS = {
     "save_on_each_node", "output_dir", "output_root", "run_name", "resume", "resume_from_checkpoint", "local_rank",
     "ddp_backend", "ddp_timeout", "dataloader_num_workers", "dataloader_persistent_workers", "dataloader_pin_memory",
     "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "skip_memory_metrics",
-    "per_device_train_batch_size", "gradient_accumulation_steps",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "save_final",
 }
 
 

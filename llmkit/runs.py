@@ -72,6 +72,15 @@ class CheckpointMarker(TrainerCallback):
         return control
 
 
+class CurrentCadence(TrainerCallback):
+    """On resume, log, evaluate and save at the cadence asked for now: the Trainer would keep the checkpoint's,
+    while llmkit records the new one in run_info.json (these keys may change on a resume)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
+        return control
+
+
 class MetricsJsonl(TrainerCallback):
     """Appends one line per logging step to <run>/metrics.jsonl on rank 0.
 

@@ -21,7 +21,7 @@ from llmkit.errors import LlmkitError
 from llmkit.models import check_dtype, check_model_dir
 from llmkit.procs import die_with_parent, report_error
 from llmkit.rundir import Plan, RunLock, check_run_name, plan_run
-from llmkit.runs import CheckpointMarker, MetricsJsonl, save_final
+from llmkit.runs import CheckpointMarker, CurrentCadence, MetricsJsonl, save_final
 
 TASKS = {"finetune": "llmkit.finetune", "unlearn": "llmkit.unlearn.train", "embed": "llmkit.embed.task"}
 
@@ -65,7 +65,7 @@ class Session:
     argv: list
 
     def callbacks(self) -> list:
-        return [MetricsJsonl(self.run_dir), CheckpointMarker(self.plan.identity)]
+        return [MetricsJsonl(self.run_dir), CheckpointMarker(self.plan.identity), CurrentCadence()]
 
     def train(self, trainer, tokenizer, merge_lora: bool = False) -> None:
         if trainer.is_world_process_zero():

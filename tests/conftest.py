@@ -57,6 +57,19 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
     return path
 
 
+def stop_at(step: int):
+    """A Trainer callback that ends training after `step` steps, as a kill right after that step would."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+            return control
+
+    return StopAt()
+
+
 def python_env() -> dict:
     """Environment for subprocesses: this interpreter's venv first on PATH, repo importable."""
     env = dict(os.environ)
