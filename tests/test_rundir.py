@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from conftest import finetune_recipe, stop_at
-from llmkit.checkpoints import checkpoint_problem, write_marker
 from llmkit.errors import LlmkitError
-from llmkit.rundir import plan_run
 from llmkit.runs import read_metrics
 from llmkit.train import Session, main as train_main
 
@@ -45,6 +43,12 @@ def copy_of(run: Path, tmp_path: Path, **overrides) -> tuple[Path, Path]:
     """(recipe, run dir) of a copy of `run` under tmp_path, with the same recipe."""
     shutil.copytree(run, tmp_path / "runs" / "recipe")
     return finetune_recipe(tmp_path, **(COMMON | overrides)), tmp_path / "runs" / "recipe"
+
+
+def checkpoint_problem(folder):
+    from llmkit.checkpoints import checkpoint_problem
+
+    return checkpoint_problem(folder)
 
 
 def snapshot(folder: Path) -> dict:
@@ -91,6 +95,8 @@ def test_resume_never_moves_the_old_run_aside_and_auto_resumes_only_the_new_runs
 
 
 def test_a_checkpoint_written_by_another_run_is_not_resumed(stopped_run, tmp_path):
+    from llmkit.checkpoints import write_marker
+
     recipe, run = copy_of(stopped_run, tmp_path)
     write_marker(run / "checkpoint-4", {"run_id": "someone-else", "config_hash": "x"})
     with pytest.raises(LlmkitError, match="checkpoint-4 was written by another run"):
@@ -125,6 +131,9 @@ def test_resume_falls_back_to_the_newest_good_checkpoint_with_one_warning(stoppe
 
 def test_deepspeed_files_are_checked_against_their_digest_before_loading(tmp_path):
     """A file DeepSpeed would unpickle, replaced by one of the same size or planted beside it, is refused."""
+    from llmkit.checkpoints import write_marker
+    from llmkit.rundir import plan_run
+
     checkpoint = tmp_path / "checkpoint-2"
     (checkpoint / "global_step2").mkdir(parents=True)
     save_file({"w": torch.zeros(4)}, checkpoint / "model.safetensors")
@@ -164,3 +173,15 @@ def test_a_run_name_must_stay_inside_output_root(tmp_path, name):
     with pytest.raises(LlmkitError, match="run_name .* must be a plain folder name"):
         train_main([str(recipe), "--run_name", name])
     assert not any(tmp_path.rglob("escaped"))
+
+
+def test_a_run_stopped_while_writing_final_gets_final_from_its_last_checkpoint_without_another_step(tmp_path):
+    recipe = finetune_recipe(tmp_path, max_steps=2, save_strategy="steps", save_steps=2)
+    run = tmp_path / "runs" / "recipe"
+    assert train_main([str(recipe), "--save_final", "false"]) == 0  # as if killed before final/ was written
+    assert not (run / "final").exists()
+    assert train_main([str(recipe)]) == 0
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
+    final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-2" / "model.safetensors")
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
