@@ -85,9 +85,9 @@ def main(argv: list[str]) -> int:
         if not torch.cuda.is_available():
             raise LlmkitError("--accelerate fsdp needs GPUs: accelerate does not run FSDP on CPU (use ddp or zero3)")
 
-    from llmkit.train import prepare
+    from llmkit.train import check_paths, prepare
 
-    prepare(opts.recipe, overrides, world=opts.num_processes)
+    check_paths(prepare(opts.recipe, overrides, world=opts.num_processes)[1])
     cmd, env = launch_command(opts, overrides)
     printable = " ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "") + shlex.join(cmd)
     print(f"llmkit: {printable}", file=sys.stderr, flush=True)

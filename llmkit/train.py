@@ -86,9 +86,8 @@ _AT_LEAST = {"learning_rate": (0.0, False), "per_device_train_batch_size": (1, F
              "max_seq_length": (1, True), "num_train_epochs": (0.0, False)}
 
 
-def check_inputs(instances: tuple, source) -> None:
-    """What can be wrong without a GPU, found before launch (and by --dry_run): numbers out of range, a dtype,
-    model folders and datasets that cannot load. `source(key)` names where a key came from."""
+def check_values(instances: tuple, source) -> None:
+    """Numbers out of range and an unknown dtype, found before launch; `source(key)` names where a key came from."""
     for obj in instances:
         for key, (low, none_ok) in _AT_LEAST.items():
             if not hasattr(obj, key) or (getattr(obj, key) is None and none_ok):
@@ -96,9 +95,15 @@ def check_inputs(instances: tuple, source) -> None:
             value = getattr(obj, key)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
                 raise LlmkitError(f"{source(key)}: {key}={value!r} must be a finite number >= {low}")
+        if hasattr(obj, "dtype") and hasattr(obj, "model_name_or_path"):
+            check_dtype(obj.dtype)
+
+
+def check_paths(instances: tuple) -> None:
+    """Model folders and datasets that cannot load, found before launch (and by --dry_run) without a GPU."""
+    for obj in instances:
         if hasattr(obj, "model_name_or_path"):
             check_model_dir(obj.model_name_or_path)
-            check_dtype(obj.dtype)
         if isinstance(obj, QADataArgs):
             for config in [obj.dataset_config, *(obj.extra_dataset_configs or [])]:
                 check_dataset(obj.dataset, config, obj.dataset_split)
@@ -127,7 +132,7 @@ def prepare(recipe_path: str, argv: list[str], world: int):
         root = overrides.get("output_root", recipe.get("output_root", RunArgs.output_root))
         defaults["output_dir"] = str(Path(root) / run_name)
     instances = build_args((RunArgs, *module.ARG_TYPES), defaults | recipe, overrides, recipe_path)
-    check_inputs(instances, lambda key: "command line" if key in overrides else recipe_path)
+    check_values(instances, lambda key: "command line" if key in overrides else recipe_path)
     run, train_args = instances[0], instances[-1]
     train_args.gradient_accumulation_steps = gradient_accumulation(
         run.global_batch_size, train_args.per_device_train_batch_size, world)
@@ -143,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         raise LlmkitError("usage: python -m llmkit.train RECIPE.yaml [--key value ...]")
     die_with_parent()
     module, instances = prepare(argv[0], argv[1:], world_size())
+    check_paths(instances)
     run, train_args = instances[0], instances[-1]
     run_dir = Path(train_args.output_dir)
     rank0 = int(os.environ.get("RANK", 0)) == 0
