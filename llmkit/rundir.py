@@ -66,13 +66,16 @@ def config_changes(old: dict, new: dict) -> dict:
 
 
 class RunLock:
-    """An exclusive lock on <run_dir>.lock for the run's lifetime; the holder's pid and host go into <run_dir>.lock.holder."""
+    """An exclusive lock on .<name>.lock beside the run directory for the run's lifetime (beside it, so that
+    `--resume never` can move the directory; hidden, so that `runs/*` still names only run directories). The
+    holder's pid and host go into .<name>.lock.holder."""
 
     def __init__(self, run_dir: Path):
         from filelock import FileLock
 
-        self.path = run_dir.with_name(run_dir.name + ".lock")
-        self.holder = run_dir.with_name(run_dir.name + ".lock.holder")
+        self.run_dir = run_dir
+        self.path = run_dir.with_name(f".{run_dir.name}.lock")
+        self.holder = run_dir.with_name(f".{run_dir.name}.lock.holder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path))
 
@@ -83,7 +86,7 @@ class RunLock:
             self._lock.acquire(timeout=0)
         except Timeout:
             who = self.holder.read_text(encoding="utf-8").strip() if self.holder.is_file() else "another process"
-            raise LlmkitError(f"run directory {self.path.with_suffix('')} is in use by {who}; wait for it, "
+            raise LlmkitError(f"run directory {self.run_dir} is in use by {who}; wait for it, "
                               "or give this run another run_name") from None
         self.holder.write_text(f"pid {os.getpid()} on host {socket.gethostname()}\n", encoding="utf-8")
         return self

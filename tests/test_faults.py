@@ -119,6 +119,7 @@ def test_sigkill_mid_save_then_resume_equals_the_straight_run(tmp_path, straight
     assert_resumes_to_the_straight_curve(recipe, run, straight_losses)
 
 
+@pytest.mark.slow  # two ranks under accelerate: about a minute
 def test_killing_the_launcher_process_group_kills_its_workers(tmp_path, tiny_model_path):
     """Two ranks (torch's agent starts them in their own sessions): SIGKILL to the launcher's group ends them all."""
     recipe = finetune_recipe(tmp_path, **(COMMON | dict(max_steps=200, per_device_train_batch_size=2)))
