@@ -18,7 +18,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from llmkit.checkpoints import CHECKPOINT_DIR, COMPLETE, FINAL, write_marker
+from llmkit.checkpoints import COMPLETE, FINAL, write_marker
 from llmkit.errors import LlmkitError
 from llmkit.io import atomic_write_text
 METRICS = "metrics.jsonl"
@@ -33,19 +33,6 @@ def _barrier() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-
-
-def complete_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Checkpoints of a run that carry the completion marker, oldest first."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = []
-    for child in run_dir.iterdir():
-        match = CHECKPOINT_DIR.match(child.name)
-        if match and (child / COMPLETE).is_file():
-            found.append((int(match.group(1)), child))
-    return [path for _, path in sorted(found)]
 
 
 class CheckpointMarker(TrainerCallback):

@@ -70,6 +70,12 @@ def stop_at(step: int):
     return StopAt()
 
 
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """checkpoint-<step> folders of a run that carry the COMPLETE marker, oldest first."""
+    marked = [p for p in Path(run_dir).glob("checkpoint-*") if (p / "COMPLETE").is_file()] if Path(run_dir).is_dir() else []
+    return sorted(marked, key=lambda p: int(p.name.split("-")[1]))
+
+
 def python_env() -> dict:
     """Environment for subprocesses: this interpreter's venv first on PATH, repo importable."""
     env = dict(os.environ)

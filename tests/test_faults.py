@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import finetune_recipe, python_env
+from conftest import complete_checkpoints, finetune_recipe, python_env
 from llmkit.errors import LlmkitError
-from llmkit.runs import complete_checkpoints, read_metrics
+from llmkit.runs import read_metrics
 from llmkit.train import main as train_main
 
 STEPS = 8

@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import finetune_recipe, stop_at
+from conftest import complete_checkpoints, finetune_recipe, stop_at
 from llmkit.errors import LlmkitError
 from llmkit.rundir import plan_run
-from llmkit.runs import complete_checkpoints, read_metrics
+from llmkit.runs import read_metrics
 from llmkit.train import Session, main as train_main
 
 
