@@ -169,10 +169,13 @@ def plan_run(run_dir: Path, resume: str, resolved: dict, save_final: bool) -> Pl
     non_result = config_changes({k: v for k, v in stored.items() if k in _NON_RESULT_KEYS},
                                 {k: v for k, v in resolved.items() if k in _NON_RESULT_KEYS})
     plan = Plan(identity=identity, resumed_changes=non_result, fresh=False)
-    if final_marker is not None and not checkpoint_problem(run_dir / FINAL):
-        plan.finished = f"{run_dir} is complete ({FINAL}/ written {final_marker.get('written', '?')}); nothing to do"
-        return plan
     damaged = []
+    if final_marker is not None:
+        problem = checkpoint_problem(run_dir / FINAL)
+        if not problem:
+            plan.finished = f"{run_dir} is complete ({FINAL}/ written {final_marker.get('written', '?')}); nothing to do"
+            return plan
+        damaged.append(f"{FINAL}/ ({problem})")
     for step, path in reversed(marked):
         problem = checkpoint_problem(path)
         if problem:
