@@ -129,3 +129,18 @@ def test_killing_the_launcher_process_group_kills_its_workers(tmp_path, tiny_mod
                             start_new_session=True)
     wait_for(lambda: read_metrics(run / "metrics.jsonl"), "the first training step", proc, timeout=600)
     kill_group_and_check_none_survive(proc, str(recipe))
+
+
+@pytest.mark.slow  # a launcher, accelerate and a worker start: half a minute
+def test_sigterm_to_the_launcher_alone_ends_the_whole_run(tmp_path, tiny_model_path):
+    """`kill PID` of `llmkit train` (not its group): passed on to accelerate, and the worker dies with its parent."""
+    recipe = finetune_recipe(tmp_path, **(COMMON | dict(max_steps=200)))
+    run = tmp_path / "runs" / "recipe"
+    proc = subprocess.Popen([sys.executable, "-m", "llmkit.cli", "train", str(recipe), "--num_processes", "1"],
+                            env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    wait_for(lambda: read_metrics(run / "metrics.jsonl"), "the first training step", proc, timeout=600)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    wait_for(lambda: not run_processes(str(recipe)), "every process of the run to exit", timeout=10)
+    assert proc.returncode == 128 + signal.SIGTERM and "training stopped (signal 15)" in err
