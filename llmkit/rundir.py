@@ -113,12 +113,21 @@ def _checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+# Inputs prepared inside the run directory before training (`llmkit mine` writes <run>/mined by default): they
+# are not results, so a run started over keeps them.
+_INPUTS = ("mined",)
+
+
 def move_aside(run_dir: Path) -> Path:
-    """Rename an existing run directory to <name>.prev-N (the first free N) and return the new path."""
+    """Rename an existing run directory to <name>.prev-N (the first free N), keeping its inputs in place."""
     n = 1
     while (aside := run_dir.with_name(f"{run_dir.name}.prev-{n}")).exists():
         n += 1
     os.replace(run_dir, aside)
+    run_dir.mkdir()
+    for name in _INPUTS:
+        if (aside / name).exists():
+            os.replace(aside / name, run_dir / name)
     return aside
 
 
@@ -135,7 +144,7 @@ def plan_run(run_dir: Path, resume: str, resolved: dict, save_final: bool) -> Pl
     """Decide fresh start / resume / already finished for `run_dir` (rank 0, under the run lock)."""
     identity = {"run_id": uuid.uuid4().hex[:12], "config_hash": config_hash(resolved)}
     if resume == "never":
-        if run_dir.is_dir() and any(run_dir.iterdir()):
+        if run_dir.is_dir() and any(p.name not in _INPUTS for p in run_dir.iterdir()):
             aside = move_aside(run_dir)
             print(f"llmkit: --resume never: moved the previous run to {aside}", file=sys.stderr)
         return Plan(identity=identity)

@@ -185,3 +185,17 @@ def test_a_run_stopped_while_writing_final_gets_final_from_its_last_checkpoint_w
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
     final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-2" / "model.safetensors")
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+
+
+def test_resume_never_keeps_the_inputs_mined_into_the_run_directory(tmp_path):
+    from llmkit.rundir import plan_run
+
+    run = tmp_path / "runs" / "embed"
+    (run / "mined").mkdir(parents=True)
+    (run / "mined" / "rows.jsonl").write_text("{}\n")
+    plan_run(run, "never", {}, save_final=True)
+    assert not run.with_name("embed.prev-1").exists()  # only inputs: nothing to move aside
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    plan_run(run, "never", {}, save_final=True)
+    assert (run / "mined" / "rows.jsonl").read_text() == "{}\n" and not (run / "metrics.jsonl").exists()
+    assert sorted(p.name for p in run.with_name("embed.prev-1").iterdir()) == ["metrics.jsonl"]
