@@ -135,7 +135,7 @@ def _coerce(value, tp, key: str, source: str):
             if isinstance(value, bool):
                 raise ValueError
             number = float(value)
-            if number != int(number):
+            if number != int(number) or abs(number) >= 2**53:  # beyond 2**53 a float is no longer an exact integer
                 raise ValueError
             return int(number)
         if tp is float:
@@ -210,12 +210,15 @@ def environment_info() -> dict:
             "packages": versions}
 
 
-def save_run_config(run_dir: Path, instances: tuple, recipe_path: str | Path, argv: list[str]) -> None:
-    """Write config.yaml (resolved) and run_info.json (versions, command) into the run directory."""
+def save_run_config(run_dir: Path, instances: tuple, recipe_path: str | Path, argv: list[str], plan) -> None:
+    """Write config.yaml (resolved; kept as it was on a resume) and run_info.json (identity, versions, command,
+    resumes with the non-result keys they changed) into the run directory."""
+    from llmkit.rundir import CONFIG, record_start
+
     run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = resolved_dict(instances)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=True, default_flow_style=False))
+    if plan.fresh or not (run_dir / CONFIG).is_file():
+        resolved = resolved_dict(instances)
+        atomic_write_text(run_dir / CONFIG, yaml.safe_dump(resolved, sort_keys=True, default_flow_style=False))
     info = environment_info() | {"recipe": str(recipe_path), "argv": argv,
                                  "world_size": int(os.environ.get("WORLD_SIZE", 1))}
-    write_json(run_dir / "run_info.json", info)
-
+    write_json(run_dir / "run_info.json", record_start(run_dir, plan, info))

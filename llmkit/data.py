@@ -69,10 +69,48 @@ def _say_offline(dataset: str) -> None:
     print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
 
 
+def _local_files(local: Path, config: str | None, split: str) -> list[Path]:
+    """The data files of a local file or folder for one split.
+
+    In a folder, files named for the split (<split>.jsonl, <split>-00000.parquet, <config>/<split>.jsonl, ...) are
+    the split; only a folder with no such file is read whole.
+    """
+    if local.is_file():
+        return [local]
+    files = sorted(p for p in local.rglob("*") if p.suffix in _LOCAL_KINDS and p.is_file())
+    if config and (local / config).is_dir():
+        files = [p for p in files if (local / config) in p.parents]
+    named = [p for p in files if p.stem == split or p.stem.startswith((f"{split}-", f"{split}_", f"{split}."))]
+    return named or files
+
+
+def _looks_local(dataset: str) -> bool:
+    return dataset.startswith((".", "/", "~")) or Path(dataset).suffix in _LOCAL_KINDS
+
+
+def check_dataset(dataset: str, config: str | None = None, split: str = "train", field_name: str = "dataset") -> None:
+    """Fail in one line, without reading rows, on a dataset that cannot load: a missing local path, a config or
+    split the bundled copy lacks, a split whose files are empty. Hub datasets are checked when they load."""
+    local = Path(dataset).expanduser()
+    if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
+        files = [_bundled_file(BUNDLED[dataset], config, split)]
+    elif local.exists():
+        files = _local_files(local, config, split)
+        if not files:
+            raise LlmkitError(f"{field_name}: {dataset} holds no {'/'.join(_LOCAL_KINDS)} file")
+    elif _looks_local(dataset):
+        raise LlmkitError(f"{field_name}: {dataset} does not exist")
+    else:
+        return
+    if all(f.stat().st_size == 0 for f in files):
+        raise LlmkitError(f"{field_name}: {dataset} ({config}/{split}): the split is empty ({files[0]})")
+
+
 def load_split(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()):
     """Load one split as a `datasets.Dataset`, check that it is non-empty and has `columns`."""
     import datasets
 
+    check_dataset(dataset, config, split)
     local = Path(dataset).expanduser()
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         if dataset not in _ALIASES:
@@ -81,12 +119,8 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         ds = datasets.load_dataset("json", data_files=str(source), split="train")
     elif local.exists():
         source = local
-        files = sorted(str(p) for p in local.rglob("*") if p.suffix in _LOCAL_KINDS) if local.is_dir() else [str(local)]
-        if not files:
-            raise LlmkitError(f"dataset: {dataset} holds no {'/'.join(_LOCAL_KINDS)} file")
-        if all(Path(f).stat().st_size == 0 for f in files):
-            raise LlmkitError(f"{dataset}: the split is empty")
-        kind = _LOCAL_KINDS.get(Path(files[0]).suffix, "json")
+        files = [str(p) for p in _local_files(local, config, split)]
+        kind = _LOCAL_KINDS[Path(files[0]).suffix]
         # a .txt file is one document (column "text"), as pre-training wants, not one row per line
         options = {"sample_by": "document"} if kind == "text" else {}
         try:

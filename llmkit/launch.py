@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
+from llmkit.procs import ERROR_DIR, PARENT_PID, first_error
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
 PRESETS = ("ddp", "zero2", "zero3", "fsdp")
@@ -83,13 +85,33 @@ def main(argv: list[str]) -> int:
         if not torch.cuda.is_available():
             raise LlmkitError("--accelerate fsdp needs GPUs: accelerate does not run FSDP on CPU (use ddp or zero3)")
 
-    from llmkit.train import prepare
+    from llmkit.train import check_paths, prepare
 
-    prepare(opts.recipe, overrides, world=opts.num_processes)
+    check_paths(prepare(opts.recipe, overrides, world=opts.num_processes)[1])
     cmd, env = launch_command(opts, overrides)
     printable = " ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "") + shlex.join(cmd)
     print(f"llmkit: {printable}", file=sys.stderr, flush=True)
     if opts.dry_run:
         return 0
-    executable = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
-    return subprocess.run([executable, *cmd[1:]], env=os.environ | env).returncode
+    return run_child([sys.executable, "-m", "llmkit.accelerate_child", *cmd[2:]], env)
+
+
+def run_child(cmd: list[str], env: dict) -> int:
+    """Run the accelerate child; SIGTERM/SIGINT are passed on, and a worker's one-line error is printed once (exit 2)."""
+    with tempfile.TemporaryDirectory(prefix="llmkit-errors-") as errors:
+        child = subprocess.Popen(cmd, env=os.environ | env | {ERROR_DIR: errors, PARENT_PID: str(os.getpid())})
+        forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
+        previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            code = child.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        message = first_error(errors)
+    if message:
+        print(f"llmkit train: error: {message}", file=sys.stderr)
+        return 2
+    if code:
+        reason = f"signal {-code}" if code < 0 else f"exit code {code}"
+        print(f"llmkit train: error: training stopped ({reason}); its output is above", file=sys.stderr)
+    return 128 - code if code < 0 else code

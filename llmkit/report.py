@@ -13,7 +13,7 @@ from pathlib import Path
 
 from llmkit.errors import LlmkitError
 from llmkit.io import read_json_object
-from llmkit.runs import CHECKPOINT_DIR
+from llmkit.checkpoints import CHECKPOINT_DIR
 
 DASH = "–"
 

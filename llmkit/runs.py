@@ -3,7 +3,8 @@
 runs/<name>/
   config.yaml, run_info.json   resolved recipe, versions, git sha, command
   metrics.jsonl                one JSON line per logging step (rank 0): the stable log format `llmkit fit` reads
-  checkpoint-<step>/COMPLETE   written after every rank has finished saving; resume only trusts marked checkpoints
+  checkpoint-<step>/COMPLETE   written after every rank has finished saving: the run's identity and every file's size
+                               (see checkpoints.py); resume only trusts its own checkpoints that still match it
   final/                       loads with from_pretrained (consolidated after ZeRO-3, LoRA merged on request)
 """
 
@@ -11,18 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 
+from llmkit.checkpoints import COMPLETE, FINAL, write_marker
 from llmkit.errors import LlmkitError
 from llmkit.io import atomic_write_text
-
-COMPLETE = "COMPLETE"
 METRICS = "metrics.jsonl"
-CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
 # Trainer log keys renamed into the stable format; every other logged number is kept under its own name.
 _RENAMED = {"learning_rate": "lr"}
 _DROPPED = {"total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second", "train_loss",
@@ -36,43 +35,36 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def complete_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Checkpoints of a run that carry the completion marker, oldest first."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = []
-    for child in run_dir.iterdir():
-        match = CHECKPOINT_DIR.match(child.name)
-        if match and (child / COMPLETE).is_file():
-            found.append((int(match.group(1)), child))
-    return [path for _, path in sorted(found)]
-
-
-def resolve_resume(resume: str, run_dir: str | Path) -> str | None:
-    """`auto` → last complete checkpoint (or None), `never` → None, a path → that checkpoint if complete."""
-    if resume == "never":
-        return None
-    if resume == "auto":
-        done = complete_checkpoints(run_dir)
-        return str(done[-1]) if done else None
-    path = Path(resume)
-    if not (path / COMPLETE).is_file():
-        raise LlmkitError(f"resume: {resume} is not a complete checkpoint (no {COMPLETE} marker)")
-    return str(path)
-
-
-def mark_complete(path: str | Path) -> None:
-    (Path(path) / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S") + "\n")
-
-
 class CheckpointMarker(TrainerCallback):
-    """Writes checkpoint-<step>/COMPLETE once every rank has finished writing the checkpoint."""
+    """Writes checkpoint-<step>/COMPLETE (run identity + file list) once every rank has finished the checkpoint.
+
+    A marker left in a folder that is about to be saved again (a resume that skipped a damaged checkpoint) is
+    removed first, so a save killed half-way is never taken for the old, complete one.
+    """
+
+    def __init__(self, identity: dict):
+        self.identity = identity
+
+    def _drop_stale_marker(self, args, state, control, **kwargs):
+        if control.should_save and state.is_world_process_zero:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE).unlink(missing_ok=True)
+        return control
+
+    on_step_end = on_epoch_end = _drop_stale_marker
 
     def on_save(self, args, state, control, **kwargs):
         _barrier()
         if state.is_world_process_zero:
-            mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            write_marker(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.identity)
+        return control
+
+
+class CurrentCadence(TrainerCallback):
+    """On resume, log, evaluate and save at the cadence asked for now: the Trainer would keep the checkpoint's,
+    while llmkit records the new one in run_info.json (these keys may change on a resume)."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.compute_steps(args, state.max_steps)
         return control
 
 
@@ -135,24 +127,47 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool) -> Path:
-    """Write <run>/final/ so that it loads with from_pretrained: consolidated weights, tokenizer, LoRA merged if asked."""
-    final = Path(run_dir) / "final"
+def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identity: dict) -> Path:
+    """Write <run>/final/ so that it loads with from_pretrained: consolidated weights, tokenizer, LoRA merged if asked.
+
+    It is written aside (final.partial/) and swapped in only once complete, carrying over an existing final/eval/.
+    """
+    final = Path(run_dir) / FINAL
+    partial = final.with_name(FINAL + ".partial")
+    if trainer.is_world_process_zero() and partial.exists():
+        shutil.rmtree(partial)  # our own leftover from a save that was killed
+    _barrier()
     # Trainer.save_model gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save) and writes on rank 0.
-    trainer.save_model(str(final))
+    trainer.save_model(str(partial))
     _barrier()
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(final)
+        tokenizer.save_pretrained(partial)
         from llmkit.models import is_peft_dir, merge_adapter_dir
 
-        if merge_lora and is_peft_dir(final):
-            merged = final.with_name("final.merging")
-            merge_adapter_dir(final, merged)
+        if merge_lora and is_peft_dir(partial):
+            merged = final.with_name(FINAL + ".merging")
+            if merged.exists():
+                shutil.rmtree(merged)
+            merge_adapter_dir(partial, merged)
             tokenizer.save_pretrained(merged)
-            for child in final.iterdir():
-                child.unlink()
-            final.rmdir()
-            os.replace(merged, final)
-        mark_complete(final)
+            shutil.rmtree(partial)
+            os.replace(merged, partial)
+        write_marker(partial, identity)
+        _swap_in(partial, final)
     _barrier()
     return final
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Replace `final` by the complete folder `new`, keeping final/eval/ (results of `llmkit eval`)."""
+    if final.exists():
+        if (final / "eval").exists():
+            os.replace(final / "eval", new / "eval")
+        old = final.with_name(FINAL + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old)
+    else:
+        os.replace(new, final)

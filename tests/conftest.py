@@ -57,6 +57,25 @@ def write_recipe(tmp_path: Path, recipe: dict) -> Path:
     return path
 
 
+def stop_at(step: int):
+    """A Trainer callback that ends training after `step` steps, as a kill right after that step would."""
+    from transformers import TrainerCallback
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= step:
+                control.should_training_stop = True
+            return control
+
+    return StopAt()
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """checkpoint-<step> folders of a run that carry the COMPLETE marker, oldest first."""
+    marked = [p for p in Path(run_dir).glob("checkpoint-*") if (p / "COMPLETE").is_file()] if Path(run_dir).is_dir() else []
+    return sorted(marked, key=lambda p: int(p.name.split("-")[1]))
+
+
 def python_env() -> dict:
     """Environment for subprocesses: this interpreter's venv first on PATH, repo importable."""
     env = dict(os.environ)

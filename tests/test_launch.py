@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,7 +57,7 @@ def test_bad_input_is_one_line_and_leaves_no_run_directory(tmp_path, capsys, ove
     assert run_guarded("train", train_main, [str(recipe), *override]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs" / "recipe").exists()
 
 
 def test_empty_split_is_an_error(tmp_path):
@@ -91,3 +93,57 @@ def test_slurm_template_builds_one_launch_per_node(tmp_path):
     for rank, line in enumerate(commands):
         assert "recipes/accelerate/zero3.yaml --num_processes 16 --num_machines 2" in line
         assert f"--machine_rank {rank} --main_process_port 29500 --main_process_ip node-a" in line
+
+
+def _bad_inputs(tmp_path, model_path):
+    """(recipe overrides, message) for inputs that fail at runtime today; all must fail in --dry_run."""
+    import json
+
+    model = Path(model_path)
+    no_tokenizer = tmp_path / "no_tokenizer"
+    shutil.copytree(model, no_tokenizer, ignore=shutil.ignore_patterns("tokenizer*", "vocab*", "*.model"))
+    no_weights = tmp_path / "checkpoint-3"
+    shutil.copytree(model, no_weights, ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "base/model"}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    folder = tmp_path / "qa"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("")
+    (folder / "test.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    return [
+        ({"model_name_or_path": str(no_tokenizer)}, "holds no tokenizer"),
+        ({"model_name_or_path": str(adapter)}, "is a LoRA adapter, not a model; train from its base model (base/model)"),
+        ({"model_name_or_path": str(no_weights)}, "holds no weights"),
+        ({"model_name_or_path": str(model / "config.json")}, "is a file; give the model's folder"),
+        ({"dtype": "float33"}, "dtype: 'float33' is not a torch floating-point dtype"),
+        ({"max_length": 0}, "max_length=0 must be a finite number >= 1"),
+        ({"learning_rate": float("nan")}, "learning_rate=nan must be a finite number >= 0"),
+        ({"per_device_train_batch_size": 0}, "per_device_train_batch_size=0 must be a finite number >= 1"),
+        ({"dataset": str(tmp_path / "missing.jsonl")}, "missing.jsonl does not exist"),
+        ({"dataset": str(empty)}, "the split is empty"),
+        ({"dataset": str(folder)}, "the split is empty"),
+        ({"global_batch_size": 1.6e22}, "global_batch_size=1.6e+22 is not a valid int"),
+    ]
+
+
+def test_dry_run_catches_what_fails_at_runtime_in_one_line(tmp_path, capsys, tiny_model_path):
+    for number, (override, message) in enumerate(_bad_inputs(tmp_path, tiny_model_path)):
+        recipe = finetune_recipe(tmp_path / f"r{number}", **override)
+        assert cli_main(["train", str(recipe), "--dry_run"]) == 2, override
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (override, err)
+
+
+def test_a_failure_after_launch_is_one_line_and_exit_2(tmp_path):
+    """The column check runs in the worker, after launch: its line reaches the user once, without tracebacks."""
+    recipe = finetune_recipe(tmp_path, question_key="query")
+    done = subprocess.run([sys.executable, "-m", "llmkit.cli", "train", str(recipe)], env=python_env(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert errors == [line for line in errors if line.startswith("llmkit train: error: ")], done.stderr[-3000:]
+    assert len(errors) == 1 and "missing column 'query'" in errors[0]

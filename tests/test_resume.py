@@ -1,32 +1,16 @@
-"""Resume: interrupted-and-resumed training equals uninterrupted training, and metrics.jsonl stays exact."""
+"""Resume: interrupted-and-resumed training equals uninterrupted training (kills with real processes: test_faults.py)."""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import TrainerCallback
 
-from conftest import finetune_recipe, python_env
+from conftest import complete_checkpoints, finetune_recipe, stop_at
 from llmkit.errors import LlmkitError
-from llmkit.runs import complete_checkpoints, read_metrics, resolve_resume
+from llmkit.rundir import plan_run
+from llmkit.runs import read_metrics
 from llmkit.train import Session, main as train_main
-
-
-class StopAt(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.step:
-            control.should_training_stop = True
-        return control
 
 
 def test_two_steps_then_resume_equals_four_steps(tmp_path, tiny_model_path, monkeypatch):
@@ -36,7 +20,7 @@ def test_two_steps_then_resume_equals_four_steps(tmp_path, tiny_model_path, monk
 
     resumed = finetune_recipe(tmp_path / "b", **common)
     original = Session.callbacks
-    monkeypatch.setattr(Session, "callbacks", lambda self: original(self) + [StopAt(2)])
+    monkeypatch.setattr(Session, "callbacks", lambda self: original(self) + [stop_at(2)])
     train_main([str(resumed), "--save_final", "false"])
     monkeypatch.setattr(Session, "callbacks", original)
     run_b = tmp_path / "b" / "runs" / "recipe"
@@ -55,36 +39,9 @@ def test_two_steps_then_resume_equals_four_steps(tmp_path, tiny_model_path, monk
         torch.testing.assert_close(weights_b[key], weights_a[key], rtol=1e-5, atol=1e-6)
 
 
-def test_resume_path_must_be_a_complete_checkpoint(tmp_path):
+def test_resume_path_must_be_a_verified_checkpoint(tmp_path):
     (tmp_path / "checkpoint-3").mkdir()
-    with pytest.raises(LlmkitError, match="not a complete checkpoint"):
-        resolve_resume(str(tmp_path / "checkpoint-3"), tmp_path)
-    assert resolve_resume("auto", tmp_path) is None  # incomplete checkpoints are ignored
-    assert resolve_resume("never", tmp_path) is None
-
-
-def test_sigkill_mid_run_then_resume_loses_and_duplicates_no_metrics_line(tmp_path, tiny_model_path):
-    recipe = finetune_recipe(tmp_path, max_steps=60, save_strategy="steps", save_steps=5,
-                             dataset_config="retain90", per_device_train_batch_size=4, global_batch_size=4)
-    run = tmp_path / "runs" / "recipe"
-    cmd = [sys.executable, "-m", "llmkit.train", str(recipe)]
-    proc = subprocess.Popen(cmd, env=python_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        rows = read_metrics(run / "metrics.jsonl")
-        if complete_checkpoints(run) and rows and rows[-1]["step"] >= 7 and rows[-1]["step"] % 5 != 0:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "training finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = read_metrics(run / "metrics.jsonl")[-1]["step"]
-    last_checkpoint = int(complete_checkpoints(run)[-1].name.split("-")[1])
-    assert killed_at > last_checkpoint  # lines past the checkpoint exist and must not be duplicated
-
-    subprocess.run(cmd, env=python_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
-    assert steps == list(range(1, 61))
-    times = [r["time"] for r in read_metrics(run / "metrics.jsonl")]
-    assert times == sorted(times)
+    with pytest.raises(LlmkitError, match="not a complete checkpoint: no llmkit COMPLETE marker"):
+        plan_run(tmp_path, str(tmp_path / "checkpoint-3"), {}, save_final=True)
+    assert plan_run(tmp_path, "auto", {}, save_final=True).resume_from is None  # incomplete checkpoints are ignored
+    assert plan_run(tmp_path / "none", "never", {}, save_final=True).resume_from is None
