@@ -231,6 +231,12 @@ def apply_schedule(args: PretrainArgs, train_args: TrainingArguments, recipe_pat
     return lr
 
 
+def resolve_args(instances: tuple, recipe_path: str) -> None:
+    """Before launch (train.prepare): the schedule's peak and steps become learning_rate and max_steps, so a conflict
+    is one line before any run directory exists and config.yaml records what is trained."""
+    apply_schedule(instances[2], instances[3], recipe_path)
+
+
 def load_model(model_args: ModelArgs, args: PretrainArgs, seed: int):
     """The model to train: pretrained weights (continued pre-training), or fresh ones from the same config."""
     if not args.init_from_scratch:

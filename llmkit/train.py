@@ -134,6 +134,8 @@ def prepare(recipe_path: str, argv: list[str], world: int):
         defaults["output_dir"] = str(Path(root) / run_name)
     instances = build_args((RunArgs, *module.ARG_TYPES), defaults | recipe, overrides, recipe_path)
     check_values(instances, lambda key: "command line" if key in overrides else recipe_path)
+    if hasattr(module, "resolve_args"):  # a task whose recipe keys set training arguments (pretrain's lr_schedule)
+        module.resolve_args(instances, recipe_path)
     run, train_args = instances[0], instances[-1]
     train_args.gradient_accumulation_steps = gradient_accumulation(
         run.global_batch_size, train_args.per_device_train_batch_size, world)

@@ -86,7 +86,7 @@ def test_slurm_template_builds_one_launch_per_node(tmp_path):
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     recipe = finetune_recipe(tmp_path, global_batch_size=16, per_device_train_batch_size=1)
     done = subprocess.run(["bash", str(REPO / "scripts/slurm/llmkit_train.slurm"), str(recipe), "--dry_run"],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     commands = [l for l in done.stderr.splitlines() if l.startswith("llmkit: ") and "accelerate launch" in l]
     assert len(commands) == 2
@@ -142,7 +142,7 @@ def test_a_failure_after_launch_is_one_line_and_exit_2(tmp_path):
     """The column check runs in the worker, after launch: its line reaches the user once, without tracebacks."""
     recipe = finetune_recipe(tmp_path, question_key="query")
     done = subprocess.run([sys.executable, "-m", "llmkit.cli", "train", str(recipe)], env=python_env(),
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
     assert errors == [line for line in errors if line.startswith("llmkit train: error: ")], done.stderr[-3000:]

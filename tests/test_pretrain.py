@@ -9,12 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import pretrain_recipe
-from test_resume import StopAt
+from conftest import complete_checkpoints, pretrain_recipe, stop_at
 from llmkit import pretrain
 from llmkit.errors import LlmkitError
 from llmkit.pretrain import PretrainArgs, ScheduleTrainer, apply_schedule, collate_blocks, pack, prepare_blocks
-from llmkit.runs import complete_checkpoints, read_metrics
+from llmkit.runs import read_metrics
 from llmkit.scaling.schedules import parse_schedule
 from llmkit.train import Session, main as train_main
 
@@ -128,7 +127,7 @@ def test_two_steps_then_resume_equals_four_steps(pretrain_corpus, tmp_path, monk
 
     resumed = pretrain_recipe(tmp_path / "b", pretrain_corpus, **common)
     original = Session.callbacks
-    monkeypatch.setattr(Session, "callbacks", lambda self: original(self) + [StopAt(2)])
+    monkeypatch.setattr(Session, "callbacks", lambda self: original(self) + [stop_at(2)])
     train_main([str(resumed), "--save_final", "false"])
     monkeypatch.setattr(Session, "callbacks", original)
     run_a, run_b = tmp_path / "a" / "runs" / "recipe", tmp_path / "b" / "runs" / "recipe"

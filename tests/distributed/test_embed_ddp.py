@@ -22,7 +22,7 @@ def test_embed_recipe_trains_on_two_processes(preset, tmp_path, tiny_model_path)
     assert mine_main([recipe, *common]) == 0
     cmd = [sys.executable, "-m", "llmkit.cli", "train", recipe, "--accelerate", preset, "--num_processes", "2",
            *common, "--max_steps", "12", "--per_device_train_batch_size", "8"]
-    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
 
     from sentence_transformers import SentenceTransformer

@@ -32,7 +32,7 @@ def single_process_losses(tmp_path_factory, tiny_model_path):
 def test_two_process_run_matches_single_process(preset, tmp_path, single_process_losses):
     recipe = finetune_recipe(tmp_path, max_steps=STEPS, global_batch_size=8, per_device_train_batch_size=4)
     cmd = [sys.executable, "-m", "llmkit.cli", "train", str(recipe), "--accelerate", preset, "--num_processes", "2"]
-    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"recipes/accelerate/{preset}.yaml --num_processes 2" in done.stderr  # the printed command
     run = tmp_path / "runs" / "recipe"
@@ -55,6 +55,6 @@ def test_fsdp_preset_is_a_valid_accelerate_config_and_refused_on_cpu(tmp_path):
     assert config.distributed_type == "FSDP" and config.fsdp_config["fsdp_version"] == 2
     recipe = finetune_recipe(tmp_path)
     cmd = [sys.executable, "-m", "llmkit.cli", "train", str(recipe), "--accelerate", "fsdp", "--num_processes", "2"]
-    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 2
     assert "fsdp needs GPUs" in done.stderr and len(done.stderr.strip().splitlines()) == 1

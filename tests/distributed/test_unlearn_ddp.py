@@ -33,11 +33,11 @@ def test_flat_two_gloo_processes_match_one(tmp_path, tiny_model_path):
     env = python_env()
     two = subprocess.run([sys.executable, "-m", "llmkit.cli", "train", str(recipe), "--accelerate", "ddp",
                           "--num_processes", "2", "--output_root", str(tmp_path / "two")],
-                         cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert two.returncode == 0, two.stderr[-3000:]
     # one process accumulates 2 micro-batches of 8: the same 16 examples per step as the two ranks together
     one = subprocess.run([sys.executable, "-m", "llmkit.train", str(recipe), "--output_root", str(tmp_path / "one"),
-                          "--use_cpu"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                          "--use_cpu"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
     assert one.returncode == 0, one.stderr[-3000:]
     rows_two, rows_one = _rows(tmp_path / "two" / "flat"), _rows(tmp_path / "one" / "flat")
     assert [r["step"] for r in rows_two] == [1, 2, 3]
