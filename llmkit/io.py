@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -36,6 +40,47 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
     if not isinstance(obj, dict):
         raise LlmkitError(f"{label} is not a JSON object")
     return obj
+
+
+def check_owned_dir(out_dir: str | Path, marker: str, field: str) -> None:
+    """Refuse an `out_dir` that llmkit may not replace: a file, or a non-empty folder without llmkit's `marker`."""
+    from llmkit.errors import LlmkitError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LlmkitError(f"{field}: {out_dir} is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
+        raise LlmkitError(f"{field}: {out_dir} is not empty and holds no {marker}, so llmkit did not write it and "
+                          f"will not replace it; name another folder or empty this one")
+
+
+@contextmanager
+def replace_owned_dir(out_dir: str | Path, marker: str, field: str) -> Iterator[Path]:
+    """Yield a fresh temporary sibling of `out_dir` to fill; on success it takes `out_dir`'s place.
+
+    llmkit deletes only what it created: an existing `out_dir` is replaced only when it is empty or holds `marker`
+    (the file llmkit writes into every such folder), see check_owned_dir. A failure while filling leaves `out_dir`
+    untouched and removes only the temporary folder.
+    """
+    out_dir = Path(out_dir)
+    check_owned_dir(out_dir, marker, field)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # a name nobody else holds, beside out_dir so the final rename stays on one filesystem
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the result gets the permissions of a plain mkdir
+    try:
+        yield tmp
+        if not out_dir.exists():
+            os.replace(tmp, out_dir)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+        os.replace(out_dir, old / out_dir.name)  # moved aside, not deleted, until the new folder is in place
+        os.replace(tmp, out_dir)
+        shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # only there when filling failed
 
 
 def save_figure(fig, path: str | Path, dpi: int) -> Path:
