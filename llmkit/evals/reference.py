@@ -59,30 +59,60 @@ def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_for
     if benchmark == "tofu":
         if ref.truth_ratios is None:
             raise LlmkitError(f"reference {path} has no per-item forget truth ratios")
-        if ref.forget_split is None and len(ref.truth_ratios) != n_forget:
+        # every format: a reference from another split (or a cut log) gives a wrong forget quality, not an error
+        if len(ref.truth_ratios) != n_forget:
             raise LlmkitError(f"reference {path} has {len(ref.truth_ratios)} forget truth ratios, but {forget_split} "
-                              f"has {n_forget} items: it is from another forget split")
+                              f"has {n_forget} items: it is from another forget split or evaluation")
+        bad = int(np.sum(~np.isfinite(ref.truth_ratios)))
+        if bad:
+            raise LlmkitError(f"reference {path}: {bad} of its {len(ref.truth_ratios)} forget truth ratios are not "
+                              f"finite (NaN or inf); forget quality would be meaningless")
     if benchmark == "muse" and ref.mink_auc is None:
         raise LlmkitError(f"reference {path} has no Min-k AUC")
     return ref
+
+
+def _numbers(values, path: Path, what: str) -> np.ndarray:
+    """Float array of `values`; a string or other non-number is one line naming it (None becomes NaN)."""
+    for value in values:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise LlmkitError(f"reference {path}: {what} {value!r} is not a number")
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _auc(value, path: Path):
+    """A Min-k AUC from a reference file: a finite number in [0, 1], or None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise LlmkitError(f"reference {path}: Min-k AUC {value!r} is not a number in [0, 1]")
+    return float(value)
 
 
 def _from_llmkit(path: Path, obj: dict, benchmark: str) -> Reference:
     if obj.get("benchmark") != benchmark:
         raise LlmkitError(f"reference {path} is for benchmark {obj.get('benchmark')!r}, not {benchmark!r}")
     ratios = obj.get("forget_truth_ratios")
-    return Reference(str(path), obj.get("forget_split"), None if ratios is None else np.asarray(ratios, dtype=float),
-                     obj.get("mink_auc"))
+    if ratios is not None and not isinstance(ratios, list):
+        raise LlmkitError(f"reference {path}: forget_truth_ratios is not a list")
+    return Reference(str(path), obj.get("forget_split"),
+                     None if ratios is None else _numbers(ratios, path, "forget truth ratio"),
+                     _auc(obj.get("mink_auc"), path))
 
 
 def _from_open_unlearning(path: Path, obj: dict) -> Reference:
     ratios = None
     if "forget_truth_ratio" in obj:
         by_index = obj["forget_truth_ratio"].get("value_by_index") or {}
-        ratios = np.array([by_index[k]["score"] for k in sorted(by_index, key=int)], dtype=float)
-    auc_ou = (obj.get("mia_min_k") or {}).get("agg_value")
+        try:
+            scores = [by_index[k]["score"] for k in sorted(by_index, key=int)]
+        except (KeyError, ValueError, TypeError) as err:
+            raise LlmkitError(f"reference {path}: forget_truth_ratio.value_by_index is not {{index: {{score}}}} "
+                              f"({err!r})") from None
+        ratios = _numbers(scores, path, "forget truth ratio")
+    auc_ou = _auc((obj.get("mia_min_k") or {}).get("agg_value"), path)
     # open-unlearning's AUC is roc_auc_score(forget=0, holdout=1; score) = 1 - MUSE's
-    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - float(auc_ou))
+    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - auc_ou)
 
 
 def _from_legacy_tofu(path: Path, obj: dict) -> Reference:
@@ -90,8 +120,8 @@ def _from_legacy_tofu(path: Path, obj: dict) -> Reference:
     try:
         para, pert = forget["avg_paraphrased_loss"], forget["average_perturb_loss"]
         keys = sorted(para, key=int)
-        nll_para = np.array([para[k] for k in keys], dtype=float)
-        nll_pert = np.array([pert[k] for k in keys], dtype=float)  # [n, k]
+        nll_para = _numbers([para[k] for k in keys], path, "avg_paraphrased_loss")
+        nll_pert = np.array([_numbers(pert[k], path, "average_perturb_loss") for k in keys])  # [n, k]
     except (KeyError, ValueError, TypeError) as err:
         raise LlmkitError(f"reference {path}: eval_log_forget.json lacks per-item paraphrased/perturbed losses ({err})") from None
     return Reference(str(path), None, np.exp(nll_para - nll_pert.mean(axis=1)))
