@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,6 +41,30 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
     if not isinstance(obj, dict):
         raise LlmkitError(f"{label} is not a JSON object")
     return obj
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def mark_complete(marker: str | Path, files: list[str | Path], **info) -> None:
+    """Write `marker` (last, after every file it lists) with each file's digest, so a reader can trust them all."""
+    marker = Path(marker)
+    write_json(marker, {**info, "files": {Path(f).name: file_digest(f) for f in files}})
+
+
+def is_complete(marker: str | Path, **info) -> bool:
+    """True when `marker` exists with these `info` values and every file it lists is there, byte for byte."""
+    marker = Path(marker)
+    try:
+        obj = json.loads(marker.read_text(encoding="utf-8"))
+        return (all(obj.get(k) == v for k, v in info.items())
+                and all((marker.parent / name).is_file() and file_digest(marker.parent / name) == digest
+                        for name, digest in obj["files"].items()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # no marker, or not one llmkit wrote: not complete
 
 
 def check_owned_dir(out_dir: str | Path, marker: str, field: str) -> None:

@@ -84,3 +84,31 @@ def test_muse_ou_compat_and_bad_metric(muse_data, tmp_path):
     assert summary["privleak"] == pytest.approx((summary["mink_auc"] - 0.5) / (0.5 + 1e-10) * 100)
     with pytest.raises(LlmkitError, match="did you mean 'knowmem_f'"):
         main([*muse_data, "--out", str(tmp_path), "--metrics", "knowmem_ff", "--force"])
+
+
+def test_cache_serves_only_complete_results(muse_data, tmp_path, capsys, monkeypatch):
+    import llmkit.evals.reference as reference
+
+    argv = [*muse_data, "--out", str(tmp_path), "--metrics", "knowmem_r"]
+    out = tmp_path / "eval"
+    assert main(argv) == 0
+    for name in ("muse_news_reference.json", "muse_news_summary.json", "muse_news_summary.md"):
+        capsys.readouterr()
+        (out / name).unlink()  # a result with one file missing is not complete
+        assert main(argv) == 0
+        assert "cached result" not in capsys.readouterr().out and (out / name).is_file()
+    (out / "muse_news_summary.json").write_text('{"truncated')  # a damaged file too
+    assert main(argv) == 0
+    assert "cached result" not in capsys.readouterr().out
+    assert json.loads((out / "muse_news_summary.json").read_text())["suite"] == "muse_news"
+    assert main(argv) == 0
+    assert "cached result" in capsys.readouterr().out  # complete again: served from the cache
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch, pytest.raises(OSError):
+        patch.setattr(reference, "write_reference", crash)  # a crash after the first files were written
+        main([*argv, "--force"])
+    assert main(argv) == 0
+    assert "cached result" not in capsys.readouterr().out and (out / "muse_news_reference.json").is_file()

@@ -3,7 +3,8 @@
 SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/, then llmkit's eval/). Any suite key can
 be overridden with `--key value`. Writes <out>/eval/<suite>.json (per-item values and generations),
 <suite>_summary.json and .md (the reported numbers, and `collapsed` with its reason: see evals/collapse.py) and
-<suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model).
+<suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model), and
+last <suite>.complete.json (the digests of those files: the cache trusts a result only when it matches).
 <out> defaults to the model directory.
 """
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from llmkit.errors import LlmkitError, did_you_mean
-from llmkit.io import atomic_write_text, write_json
+from llmkit.io import atomic_write_text, is_complete, mark_complete, write_json
 
 
 # ./eval first (a user's own suites win), then the suites of the llmkit checkout, so a name works from any directory
@@ -107,13 +108,14 @@ def main(argv: list[str]) -> int:
     if benchmark in EMBEDDING_SUITES:  # an embedder: loaded, cached and written by its own runner
         return SUITES[benchmark](suite, overrides, str(suite_path), model_path, out_dir, args.force)
     result_path = out_dir / f"{suite_name}.json"
+    # written last and listing every file with its digest: a result is served from cache only when all of it is there
+    marker = out_dir / f"{suite_name}.complete.json"
     key = fingerprint(model_path, suite, overrides, args.reference)
-    if result_path.is_file() and not args.force:
+    if not args.force and is_complete(marker, fingerprint=key):
         cached = json.loads(result_path.read_text(encoding="utf-8"))
-        if cached.get("fingerprint") == key:
-            print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
-            print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
-            return 0
+        print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
+        print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
+        return 0
 
     from llmkit.evals.generate import get_backend
     from llmkit.models import is_peft_dir
@@ -131,6 +133,7 @@ def main(argv: list[str]) -> int:
             "config": result["config"], "sizes": result["sizes"]}
     ref = result["reference"]
     collapse = result["collapse"]
+    marker.unlink(missing_ok=True)  # from here until the marker is rewritten, the folder holds no complete result
     write_json(result_path, {**info, "metrics": result["metrics"], "absent": result["absent"], "collapse": collapse,
                              "items": result["items"]})
     # metrics that could not be computed are null at the top level, with the reason under "absent"
@@ -144,6 +147,8 @@ def main(argv: list[str]) -> int:
     write_reference(out_dir / f"{suite_name}_reference.json", benchmark=ref["benchmark"], suite=suite_name,
                     forget_split=ref["forget_split"], model=model_path, truth_ratios=ref.get("truth_ratios"),
                     mink_auc=ref.get("mink_auc"))
+    mark_complete(marker, [result_path, *(out_dir / f"{suite_name}{end}" for end in
+                                          ("_summary.json", "_summary.md", "_reference.json"))], fingerprint=key)
     print(table)
     print(f"llmkit eval: wrote {result_path} and {suite_name}_summary.json ({info['seconds']} s)")
     return 0
