@@ -2,7 +2,9 @@
 
 A dataset is named by its hub id (e.g. `locuslab/TOFU`). Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set), hub ids
 that llmkit bundles a mini copy of load that copy instead, in the same schema, so the code after loading is the same.
-A local JSON/JSONL/Parquet file or folder also works.
+A local JSON/JSONL/Parquet file or folder also works: a folder in the hub layout that the bundled copies follow
+(<config>/<split>.jsonl or <config>.jsonl, also .json/.parquet) loads the named config and split as the bundled copy
+does; any other folder is read as one dataset from all its files.
 """
 
 from __future__ import annotations
@@ -54,13 +56,32 @@ def _offline() -> bool:
     return any(os.environ.get(k, "").lower() in {"1", "true", "yes"} for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _bundled_file(folder: Path, config: str | None, split: str) -> Path:
-    for candidate in (folder / str(config) / f"{split}.jsonl", folder / f"{config}.jsonl"):
-        if candidate.is_file() and (candidate.parent != folder or split == "train"):
-            return candidate
-    available = sorted(p.stem if p.parent == folder else f"{p.parent.name}/{p.stem}" for p in folder.rglob("*.jsonl"))
-    raise LlmkitError(f"dataset_config: {config!r} (split {split!r}) is not in the bundled copy {folder}; "
-                      f"available: {', '.join(available)}")
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in DATA_SUFFIXES and p.is_file())
+
+
+def _layout_files(folder: Path, config: str | None, split: str) -> list[Path]:
+    """The file(s) of (config, split) in the hub layout that the bundled copies follow: <config>/<split>.jsonl|json|parquet
+    (or the hub's parquet shards <config>/<split>-*.parquet), or <config>.jsonl|json|parquet for the train split."""
+    sub = folder / str(config)
+    for candidate in [sub / f"{split}{ext}" for ext in DATA_SUFFIXES]:
+        if candidate.is_file():
+            return [candidate]
+    shards = sorted(sub.glob(f"{split}-*.parquet")) if sub.is_dir() else []
+    if shards:
+        return shards
+    if split == "train":
+        return [p for p in (folder / f"{config}{ext}" for ext in DATA_SUFFIXES) if p.is_file()][:1]
+    return []
+
+
+def _not_in_layout(folder: Path, config: str | None, split: str, what: str) -> LlmkitError:
+    available = sorted({str(p.relative_to(folder).with_suffix("")) for p in _data_files(folder)})
+    return LlmkitError(f"dataset_config: {config!r} (split {split!r}) is not in {what} {folder}; "
+                       f"available: {', '.join(available)}")
 
 
 @functools.cache  # once per dataset, not once per split
@@ -76,15 +97,26 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         if dataset not in _ALIASES:
             _say_offline(dataset)
-        source = _bundled_file(BUNDLED[dataset], config, split)
+        found = _layout_files(BUNDLED[dataset], config, split)
+        if not found:
+            raise _not_in_layout(BUNDLED[dataset], config, split, "the bundled copy")
+        source = found[0]
         ds = datasets.load_dataset("json", data_files=str(source), split="train")
     elif local.exists():
         source = local
-        files = sorted(str(p) for p in local.rglob("*") if p.suffix in {".json", ".jsonl", ".parquet"}) if local.is_dir() else [str(local)]
+        files = [str(local)]
+        if local.is_dir():
+            # a copy in the hub (= bundled) layout loads the named config and split, as the bundled copy does;
+            # any other folder of data files is one dataset
+            found = _layout_files(local, config, split)
+            if not found and config is not None and any(p.parent != local for p in _data_files(local)):
+                raise _not_in_layout(local, config, split, "the dataset folder")
+            files = [str(p) for p in found or _data_files(local)]
+            source = found[0] if len(found) == 1 else local
         if not files:
             raise LlmkitError(f"dataset: {dataset} holds no .json/.jsonl/.parquet file")
         if all(Path(f).stat().st_size == 0 for f in files):
-            raise LlmkitError(f"{dataset}: the split is empty")
+            raise LlmkitError(f"{source}: the split is empty")
         kind = "parquet" if files[0].endswith(".parquet") else "json"
         try:
             ds = datasets.load_dataset(kind, data_files=files, split="train")

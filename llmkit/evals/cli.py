@@ -121,15 +121,22 @@ def main(argv: list[str]) -> int:
     from llmkit.models import is_peft_dir
 
     start = time.time()
-    model, tokenizer = load_model(model_path)
-    generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
-                            batch_size=int(suite.get("batch_size", 16)), adapter=is_peft_dir(model_path))
-    result = SUITES[benchmark](suite, overrides, str(suite_path), model, tokenizer, generator, args.reference)
+    backend = []
+
+    def load(batch_size: int):
+        """The model, its tokenizer and a generator batching by the suite's resolved batch_size."""
+        model, tokenizer = load_model(model_path)
+        generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
+                                batch_size=batch_size, adapter=is_peft_dir(model_path))
+        backend.append(generator.name)
+        return model, tokenizer, generator
+
+    result = SUITES[benchmark](suite, overrides, str(suite_path), load, args.reference)
     for metric, why in result["absent"].items():
         print(f"llmkit eval: {metric} not computed: {why}", file=sys.stderr)
 
     info = {"suite": suite_name, "benchmark": benchmark, "model": model_path, "reference": args.reference,
-            "backend": generator.name, "fingerprint": key, "seconds": round(time.time() - start, 1),
+            "backend": backend[0], "fingerprint": key, "seconds": round(time.time() - start, 1),
             "config": result["config"], "sizes": result["sizes"]}
     ref = result["reference"]
     collapse = result["collapse"]
@@ -146,7 +153,7 @@ def main(argv: list[str]) -> int:
 
     write_reference(out_dir / f"{suite_name}_reference.json", benchmark=ref["benchmark"], suite=suite_name,
                     forget_split=ref["forget_split"], model=model_path, truth_ratios=ref.get("truth_ratios"),
-                    mink_auc=ref.get("mink_auc"))
+                    mink_auc=ref.get("mink_auc"), min_k_variant=ref.get("min_k_variant"))
     mark_complete(marker, [result_path, *(out_dir / f"{suite_name}{end}" for end in
                                           ("_summary.json", "_summary.md", "_reference.json"))], fingerprint=key)
     print(table)

@@ -2,7 +2,8 @@
 
 Evaluating a retain model writes `<out>/eval/<suite>_reference.json`; a later run takes it with `--reference`.
 Also read, so users can bring the logs they already have: open-unlearning's `TOFU_EVAL.json` / `MUSE_EVAL.json`
-(`forget_truth_ratio.value_by_index`, `mia_min_k.agg_value`) and legacy TOFU's `eval_log_aggregated.json`
+(`forget_truth_ratio.value_by_index`, `mia_min_k.agg_value`, always open-unlearning's Min-k variant: ou_compat with
+k = 0.4) and legacy TOFU's `eval_log_aggregated.json`
 (`eval_log_forget.json` -> `avg_paraphrased_loss`, `average_perturb_loss`).
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from llmkit.errors import LlmkitError
+from llmkit.evals.muse import OU_MIN_K
 from llmkit.io import read_json_object, write_json
 
 FORMAT_VERSION = 1
@@ -27,10 +29,11 @@ class Reference:
     forget_split: str | None  # None for foreign logs, which do not record it
     truth_ratios: np.ndarray | None = None  # per forget item, geometric R (TOFU)
     mink_auc: float | None = None  # forget vs holdout, MUSE convention (MUSE)
+    min_k_variant: dict | None = None  # {"ou_compat", "k"} the Min-k AUC was computed with (MUSE)
 
 
 def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_split: str, model: str,
-                    truth_ratios=None, mink_auc: float | None = None) -> None:
+                    truth_ratios=None, mink_auc: float | None = None, min_k_variant: dict | None = None) -> None:
     """Write the reference file of a retain (TOFU) or retrain (MUSE) model's evaluation."""
     obj = {"llmkit_reference": FORMAT_VERSION, "benchmark": benchmark, "suite": suite, "forget_split": forget_split,
            "model": model}
@@ -38,11 +41,13 @@ def write_reference(path: str | Path, *, benchmark: str, suite: str, forget_spli
         obj["forget_truth_ratios"] = [float(r) for r in truth_ratios]
     if mink_auc is not None:
         obj["mink_auc"] = float(mink_auc)
+        obj.update(min_k_variant or {})
     write_json(path, obj)
 
 
-def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int) -> Reference:
-    """Read a reference for this suite's forget split; any mismatch is one line naming the file."""
+def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_forget: int,
+                   min_k_variant: dict | None = None) -> Reference:
+    """Read a reference for this suite's forget split (and MUSE's Min-k variant); any mismatch is one line naming the file."""
     path = Path(path)
     obj = read_json_object(path, "reference")
     if "llmkit_reference" in obj:
@@ -69,7 +74,18 @@ def load_reference(path: str | Path, *, benchmark: str, forget_split: str, n_for
                               f"finite (NaN or inf); forget quality would be meaningless")
     if benchmark == "muse" and ref.mink_auc is None:
         raise LlmkitError(f"reference {path} has no Min-k AUC")
+    if benchmark == "muse" and min_k_variant is not None and ref.min_k_variant != min_k_variant:
+        if ref.min_k_variant is None:
+            raise LlmkitError(f"reference {path} does not record the Min-k variant (ou_compat, k) it was computed with; "
+                              f"evaluate the retrain model again with this llmkit")
+        raise LlmkitError(f"reference {path} was computed with {_variant(ref.min_k_variant)}, but this run uses "
+                          f"{_variant(min_k_variant)}; the two Min-k AUCs do not compare: evaluate the retrain model "
+                          f"with the same ou_compat and k")
     return ref
+
+
+def _variant(variant: dict) -> str:
+    return f"ou_compat: {variant['ou_compat']}, k: {variant['k']}"
 
 
 def _numbers(values, path: Path, what: str) -> np.ndarray:
@@ -95,9 +111,10 @@ def _from_llmkit(path: Path, obj: dict, benchmark: str) -> Reference:
     ratios = obj.get("forget_truth_ratios")
     if ratios is not None and not isinstance(ratios, list):
         raise LlmkitError(f"reference {path}: forget_truth_ratios is not a list")
+    variant = {key: obj[key] for key in ("ou_compat", "k")} if {"ou_compat", "k"} <= obj.keys() else None
     return Reference(str(path), obj.get("forget_split"),
                      None if ratios is None else _numbers(ratios, path, "forget truth ratio"),
-                     _auc(obj.get("mink_auc"), path))
+                     _auc(obj.get("mink_auc"), path), variant)
 
 
 def _from_open_unlearning(path: Path, obj: dict) -> Reference:
@@ -112,7 +129,7 @@ def _from_open_unlearning(path: Path, obj: dict) -> Reference:
         ratios = _numbers(scores, path, "forget truth ratio")
     auc_ou = _auc((obj.get("mia_min_k") or {}).get("agg_value"), path)
     # open-unlearning's AUC is roc_auc_score(forget=0, holdout=1; score) = 1 - MUSE's
-    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - auc_ou)
+    return Reference(str(path), None, ratios, None if auc_ou is None else 1.0 - auc_ou, OU_MIN_K)
 
 
 def _from_legacy_tofu(path: Path, obj: dict) -> Reference:

@@ -7,6 +7,7 @@ goes through one call, so texts shared between metrics are scored once and paddi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,18 +35,32 @@ def encode_pair(tokenizer, prompt: str, answer: str, *, add_eos: bool, add_speci
     return ids, start
 
 
+@dataclass
+class TokenScores:
+    """One (prompt, answer) pair, per answer token: its id, its log-prob, and the model's greedy guess for it."""
+
+    target_ids: np.ndarray  # [n]
+    logprobs: np.ndarray  # [n]
+    greedy_ids: np.ndarray  # [n] argmax of the prediction made from the true tokens before each target
+
+
+def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], **kwargs) -> list[np.ndarray]:
+    """Log-prob of every answer token for each (prompt, answer) pair, returned in input order (see score_tokens)."""
+    return [scores.logprobs for scores in score_tokens(model, tokenizer, pairs, **kwargs)]
+
+
 @torch.no_grad()
-def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool = True,
-                    add_special_tokens: bool = True, max_length: int | None = None, batch_size: int = 16,
-                    desc: str = "scoring") -> list[np.ndarray]:
-    """Log-prob of every answer token for each (prompt, answer) pair, returned in input order."""
+def score_tokens(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool = True,
+                 add_special_tokens: bool = True, max_length: int | None = None, batch_size: int = 16,
+                 desc: str = "scoring") -> list[TokenScores]:
+    """Per-token scores of every answer for each (prompt, answer) pair, returned in input order."""
     unique = list(dict.fromkeys(pairs))  # identical (prompt, answer) texts are scored once
     encoded = [encode_pair(tokenizer, p, a, add_eos=add_eos, add_special_tokens=add_special_tokens,
                            max_length=max_length) for p, a in unique]
     order = sorted(range(len(unique)), key=lambda i: -len(encoded[i][0]))  # longest first: OOM shows up at once
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    results: dict[int, np.ndarray] = {}
+    results: dict[int, TokenScores] = {}
     for lo in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch"):
         batch = order[lo:lo + batch_size]
         width = len(encoded[batch[0]][0])
@@ -61,6 +76,7 @@ def answer_logprobs(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_e
             targets = input_ids[row, start:len(ids)].to(device)  # [n]
             # position t predicts token t+1; log_softmax per row in float32 keeps memory at n x V
             logp = logits[row, start - 1:len(ids) - 1].float().log_softmax(-1)  # [n, V]
-            results[i] = logp.gather(-1, targets[:, None])[:, 0].cpu().numpy().astype(np.float64)
+            results[i] = TokenScores(np.array(ids[start:]), logp.gather(-1, targets[:, None])[:, 0].cpu().numpy()
+                                     .astype(np.float64), logp.argmax(-1).cpu().numpy())
     index = {pair: i for i, pair in enumerate(unique)}
     return [results[index[pair]] for pair in pairs]

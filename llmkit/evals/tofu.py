@@ -142,6 +142,10 @@ class TofuSuiteArgs:
     max_length: int = field(default=512, metadata={"help": "scoring truncation of prompt + answer tokens (open-unlearning)"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
 
+    def __post_init__(self):
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
+
 
 def load_tofu_splits(suite: TofuSuiteArgs, qa) -> dict[str, list[dict]]:
     """The four eval splits as lists of rows, checked for the columns the metrics need."""
@@ -188,8 +192,11 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     return {"metrics": result["metrics"], "items": items, "per_item": result["per_item"]}
 
 
-def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
-    """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
+def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference_path) -> dict:
+    """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write.
+
+    `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite, data and reference are checked.
+    """
     from llmkit.config import build_args
     from llmkit.data import QADataArgs, prompt_text
     from llmkit.evals.collapse import collapse_check
@@ -201,6 +208,7 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
     if reference_path:
         reference = load_reference(reference_path, benchmark="tofu", forget_split=suite.forget_split,
                                    n_forget=len(splits["forget"]))
+    model, tokenizer, generator = load(suite.batch_size)
     # chat-template text already carries the model's special tokens; tag prompts get the tokenizer's (BOS) as TOFU does
     add_special = qa.prompt_format != "chat"
     metrics, items, forget_ratios = {}, {}, None
