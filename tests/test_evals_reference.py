@@ -118,3 +118,15 @@ def test_muse_reference_auc_must_be_a_number_in_unit_interval(tmp_path, auc, mes
     with pytest.raises(LlmkitError, match=message) as err:
         load_reference(ou, benchmark="muse", forget_split="news", n_forget=0)
     assert "\n" not in str(err.value)
+
+
+def test_muse_reference_without_its_min_k_variant_is_refused(tmp_path):
+    path = tmp_path / "muse_news_reference.json"  # as llmkit wrote it before references recorded ou_compat and k
+    path.write_text(json.dumps({"llmkit_reference": 1, "benchmark": "muse", "suite": "muse_news", "forget_split": "news",
+                                "model": "m", "mink_auc": 0.5}))
+    with pytest.raises(LlmkitError, match="does not record the Min-k variant"):
+        load_reference(path, benchmark="muse", forget_split="news", n_forget=0, min_k_variant={"ou_compat": False, "k": 0.4})
+    write_reference(path, benchmark="muse", suite="muse_news", forget_split="news", model="m", mink_auc=0.5,
+                    min_k_variant={"ou_compat": True, "k": 0.3})
+    ref = load_reference(path, benchmark="muse", forget_split="news", n_forget=0, min_k_variant={"ou_compat": True, "k": 0.3})
+    assert ref.mink_auc == 0.5 and ref.min_k_variant == {"ou_compat": True, "k": 0.3}
