@@ -2,7 +2,10 @@
 
 A dataset is named by its hub id (e.g. `locuslab/TOFU`). Offline (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set), hub ids
 that llmkit bundles a mini copy of load that copy instead, in the same schema, so the code after loading is the same.
-A local JSON/JSONL/Parquet file or folder also works, and plain .txt files (one document each, column `text`).
+A local JSON/JSONL/Parquet file or folder also works, and plain .txt files (one document each, column `text`): a folder
+in the hub layout that the bundled copies follow (<config>/<split>.jsonl or <config>.jsonl, also .json/.parquet and
+the hub's parquet shards) loads the named config and split as the bundled copy does; in any other folder the files
+named for the split are the split, and a folder with none is read whole.
 """
 
 from __future__ import annotations
@@ -55,13 +58,36 @@ def _offline() -> bool:
     return any(os.environ.get(k, "").lower() in {"1", "true", "yes"} for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
 
 
-def _bundled_file(folder: Path, config: str | None, split: str) -> Path:
-    for candidate in (folder / str(config) / f"{split}.jsonl", folder / f"{config}.jsonl"):
-        if candidate.is_file() and (candidate.parent != folder or split == "train"):
-            return candidate
-    available = sorted(p.stem if p.parent == folder else f"{p.parent.name}/{p.stem}" for p in folder.rglob("*.jsonl"))
-    raise LlmkitError(f"dataset_config: {config!r} (split {split!r}) is not in the bundled copy {folder}; "
-                      f"available: {', '.join(available)}")
+def _data_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix in _LOCAL_KINDS and p.is_file())
+
+
+def _layout_files(folder: Path, config: str | None, split: str) -> list[Path]:
+    """The file(s) of (config, split) in the hub layout that the bundled copies follow: <config>/<split>.jsonl|json|parquet
+    (or the hub's parquet shards <config>/<split>-*.parquet), or <config>.jsonl|json|parquet for the train split."""
+    sub = folder / str(config)
+    for candidate in [sub / f"{split}{ext}" for ext in _LOCAL_KINDS]:
+        if candidate.is_file():
+            return [candidate]
+    shards = sorted(sub.glob(f"{split}-*.parquet")) if sub.is_dir() else []
+    if shards:
+        return shards
+    if split == "train":
+        return [p for p in (folder / f"{config}{ext}" for ext in _LOCAL_KINDS) if p.is_file()][:1]
+    return []
+
+
+def _not_in_layout(folder: Path, config: str | None, split: str, what: str) -> LlmkitError:
+    available = sorted({str(p.relative_to(folder).with_suffix("")) for p in _data_files(folder)})
+    return LlmkitError(f"dataset_config: {config!r} (split {split!r}) is not in {what} {folder}; "
+                       f"available: {', '.join(available)}")
+
+
+def _bundled_files(folder: Path, config: str | None, split: str) -> list[Path]:
+    found = _layout_files(folder, config, split)
+    if not found:
+        raise _not_in_layout(folder, config, split, "the bundled copy")
+    return found
 
 
 @functools.cache  # once per dataset, not once per split
@@ -70,16 +96,16 @@ def _say_offline(dataset: str) -> None:
 
 
 def _local_files(local: Path, config: str | None, split: str) -> list[Path]:
-    """The data files of a local file or folder for one split.
-
-    In a folder, files named for the split (<split>.jsonl, <split>-00000.parquet, <config>/<split>.jsonl, ...) are
-    the split; only a folder with no such file is read whole.
-    """
+    """The data files of a local file or folder for one split: the hub layout first; else, in a flat folder, the
+    files named for the split (<split>.jsonl, <split>-00000.parquet, ...), and a folder with none is read whole."""
     if local.is_file():
         return [local]
-    files = sorted(p for p in local.rglob("*") if p.suffix in _LOCAL_KINDS and p.is_file())
-    if config and (local / config).is_dir():
-        files = [p for p in files if (local / config) in p.parents]
+    found = _layout_files(local, config, split)
+    if found:
+        return found
+    files = _data_files(local)
+    if config is not None and any(p.parent != local for p in files):
+        raise _not_in_layout(local, config, split, "the dataset folder")
     named = [p for p in files if p.stem == split or p.stem.startswith((f"{split}-", f"{split}_", f"{split}."))]
     return named or files
 
@@ -93,7 +119,7 @@ def check_dataset(dataset: str, config: str | None = None, split: str = "train",
     split the bundled copy lacks, a split whose files are empty. Hub datasets are checked when they load."""
     local = Path(dataset).expanduser()
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
-        files = [_bundled_file(BUNDLED[dataset], config, split)]
+        files = _bundled_files(BUNDLED[dataset], config, split)
     elif local.exists():
         files = _local_files(local, config, split)
         if not files:
@@ -115,12 +141,14 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         if dataset not in _ALIASES:
             _say_offline(dataset)
-        source = _bundled_file(BUNDLED[dataset], config, split)
-        ds = datasets.load_dataset("json", data_files=str(source), split="train")
+        found = _bundled_files(BUNDLED[dataset], config, split)
+        source = found[0]
+        ds = datasets.load_dataset("json", data_files=[str(p) for p in found], split="train")
     elif local.exists():
-        source = local
-        files = [str(p) for p in _local_files(local, config, split)]
-        kind = _LOCAL_KINDS[Path(files[0]).suffix]
+        found = _local_files(local, config, split)
+        source = found[0] if len(found) == 1 else local
+        kind = _LOCAL_KINDS[found[0].suffix]
+        files = [str(p) for p in found]
         # a .txt file is one document (column "text"), as pre-training wants, not one row per line
         options = {"sample_by": "document"} if kind == "text" else {}
         try:

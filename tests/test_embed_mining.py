@@ -182,3 +182,48 @@ def test_mine_with_a_saved_teacher_stores_its_cosines(tmp_path):
     d = teacher.encode(texts, normalize_embeddings=True)
     assert row["scores"] == pytest.approx((d @ q[0]).tolist(), abs=1e-4)
     assert all(s < row["scores"][0] for s in row["scores"][1:])  # absolute margin 0: strictly below the positive
+
+
+def _hand_set_mining(tmp_path):
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t != POSITIVE]
+    data, corp = _write(tmp_path, [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]}], corpus)
+    return MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2), lambda q, d: np.array([TEACHER[x] for x in d])
+
+
+def test_mine_never_deletes_a_folder_it_did_not_write(tmp_path):
+    args, scorer = _hand_set_mining(tmp_path)
+    mydir = tmp_path / "mydir"
+    mydir.mkdir()
+    (mydir / "a.txt").write_text("precious")
+    with pytest.raises(LlmkitError, match="mined_dir: .*mydir is not empty and holds no mining.json") as err:
+        mine(args, mydir, encoder=WordEncoder(), scorer=scorer)
+    assert "\n" not in str(err.value)
+    assert (mydir / "a.txt").read_text() == "precious" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "corpus.jsonl", "data.jsonl", "mydir"]  # nothing else was created or left behind
+    # a user's folder named like the old staging folder (<mined_dir>.tmp) is not llmkit's either
+    (tmp_path / "mined.tmp").mkdir()
+    (tmp_path / "mined.tmp" / "b.txt").write_text("also precious")
+    mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
+    assert (tmp_path / "mined.tmp" / "b.txt").read_text() == "also precious"
+    # llmkit's own folder is replaced when the settings change, and nothing is left beside it
+    mine(MiningArgs(**{**args.__dict__, "num_negatives": 1}), tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
+    assert json.loads((tmp_path / "mined" / "mining.json").read_text())["args"]["num_negatives"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "data.jsonl", "mined", "mined.tmp", "mydir"]
+
+
+def test_replace_owned_dir_keeps_the_old_folder_when_filling_fails(tmp_path):
+    from llmkit.io import replace_owned_dir
+
+    out = tmp_path / "out"
+    with replace_owned_dir(out, "marker.json", "out_dir") as tmp:
+        (tmp / "marker.json").write_text("{}")
+        (tmp / "v").write_text("1")
+    with pytest.raises(RuntimeError):
+        with replace_owned_dir(out, "marker.json", "out_dir") as tmp:
+            (tmp / "v").write_text("2")
+            raise RuntimeError("crash while filling")
+    assert (out / "v").read_text() == "1" and [p.name for p in tmp_path.iterdir()] == ["out"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LlmkitError, match="out_dir: .*file is a file"):
+        with replace_owned_dir(tmp_path / "file", "marker.json", "out_dir"):
+            pass

@@ -85,3 +85,12 @@ def test_local_suite_matches_mteb_on_the_sentence_transformer(tmp_path):
         assert summary["scores"][task] == pytest.approx(score, abs=1e-6), task
     assert summary["mean_task"] == pytest.approx(100 * sum(expected.values()) / 6, abs=1e-4)
     assert summary["mean_task_type"] == pytest.approx(100 * sum(expected.values()) / 6, abs=1e-4)  # one task per type
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "many"])
+def test_batch_size_must_be_a_positive_integer(tmp_path, bad):
+    from llmkit.evals.cli import main
+
+    with pytest.raises(LlmkitError, match=f"batch_size must be a positive integer, got '{bad}'") as err:
+        main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path), "--batch_size", bad])
+    assert "\n" not in str(err.value) and not (tmp_path / "eval").exists()

@@ -172,3 +172,25 @@ def test_suite_names_resolve_from_any_directory(monkeypatch, tmp_path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "tofu_forget10.yaml").write_text("benchmark: tofu\n")
     assert resolve_suite("tofu_forget10") == Path("eval") / "tofu_forget10.yaml"  # a user's own suite wins
+
+
+def test_local_copy_of_bundled_tofu_loads_like_it(tmp_path):
+    import shutil
+
+    from llmkit import data
+
+    copy = tmp_path / "tofu"
+    shutil.copytree(data.BUNDLED["tofu-mini"], copy)
+    for config in ("forget01_perturbed", "retain_perturbed", "forget10", "full"):
+        assert data.load_split(str(copy), config).to_list() == data.load_split("tofu-mini", config).to_list()
+    with pytest.raises(LlmkitError, match="'forget03_perturbed' .* is not in the dataset folder"):
+        data.load_split(str(copy / ".."), "forget03_perturbed")  # a folder holding the copy: no such file
+    (copy / "forget05.jsonl").write_text("")
+    with pytest.raises(LlmkitError, match=r"the split is empty \(.*forget05.jsonl\)"):  # not the other files instead
+        data.load_split(str(copy), "forget05")
+
+
+def test_batch_size_zero_is_one_line(tmp_path):
+    with pytest.raises(LlmkitError, match="batch_size must be a positive integer") as err:
+        main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path), *FAST, "--batch_size", "0"])
+    assert "\n" not in str(err.value)

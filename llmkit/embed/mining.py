@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -29,7 +27,9 @@ from typing import Callable
 import numpy as np
 
 from llmkit.errors import LlmkitError
-from llmkit.io import write_json
+from llmkit.io import check_owned_dir, replace_owned_dir, write_json
+
+MINING_MARKER = "mining.json"  # written last into every mined_dir: the only folders `llmkit mine` replaces
 
 # (queries, docs) -> one teacher score per pair
 PairScorer = Callable[[list[str], list[str]], np.ndarray]
@@ -285,7 +285,7 @@ def _cached(args: MiningArgs, out_dir: Path):
     """The mined dataset in `out_dir` if it was made from these args and input files, else None."""
     from datasets import load_from_disk
 
-    meta_path = out_dir / "mining.json"
+    meta_path = out_dir / MINING_MARKER
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == _fingerprint(args):
         return load_from_disk(str(out_dir / "dataset"))
     return None
@@ -296,7 +296,7 @@ def load_mined(args: MiningArgs, out_dir: str | Path, recipe: str = "RECIPE"):
     out_dir = Path(out_dir)
     mined = _cached(args, out_dir)
     if mined is None:
-        why = "was mined with other settings or input files" if (out_dir / "mining.json").is_file() else "does not exist"
+        why = "was mined with other settings or input files" if (out_dir / MINING_MARKER).is_file() else "does not exist"
         raise LlmkitError(f"mined_dir: {out_dir} {why}; run `llmkit mine {recipe}` first")
     return mined
 
@@ -310,6 +310,7 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
     cached = _cached(args, out_dir)
     if cached is not None:
         return cached
+    check_owned_dir(out_dir, MINING_MARKER, "mined_dir")  # before minutes of mining, not after
 
     rows = _jsonl(args.mining_data, "mining_data")
     _check_columns(rows, ("task", "query", "positives"), args.mining_data)
@@ -338,18 +339,16 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
     if not mined:
         raise LlmkitError(f"mining_data: {args.mining_data} gave no row with {args.num_negatives} negatives")
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    Dataset.from_list(mined).save_to_disk(str(tmp / "dataset"))
-    write_json(tmp / "mining.json", {"fingerprint": key, "args": asdict(args), "reranker": args.reranker, "stats": stats})
-    lines = [f"{task}: {s['queries']} queries -> {s['rows']} rows, corpus {s['corpus']}, "
-             f"margin drops {s.get('dropped_margin', 0)}, duplicate drops {s.get('dropped_duplicate', 0)}, "
-             f"short rows dropped {s.get('dropped_short_rows', 0)}, "
-             f"negative-positive-score rows dropped {s.get('dropped_negative_positive_score', 0)}" for task, s in stats.items()]
-    (tmp / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with replace_owned_dir(out_dir, MINING_MARKER, "mined_dir") as tmp:
+        Dataset.from_list(mined).save_to_disk(str(tmp / "dataset"))
+        lines = [f"{task}: {s['queries']} queries -> {s['rows']} rows, corpus {s['corpus']}, "
+                 f"margin drops {s.get('dropped_margin', 0)}, duplicate drops {s.get('dropped_duplicate', 0)}, "
+                 f"short rows dropped {s.get('dropped_short_rows', 0)}, "
+                 f"negative-positive-score rows dropped {s.get('dropped_negative_positive_score', 0)}"
+                 for task, s in stats.items()]
+        (tmp / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_json(tmp / MINING_MARKER, {"fingerprint": key, "args": asdict(args), "reranker": args.reranker,
+                                         "stats": stats})  # last: the marker says the folder is complete
     return load_from_disk(str(out_dir / "dataset"))
 
 

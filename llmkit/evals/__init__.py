@@ -1,7 +1,8 @@
 """Evaluation suites: TOFU and MUSE unlearning metrics, exact to the published definitions; MTEB for embedders.
 
 A suite YAML names its `benchmark`; SUITES maps that name to the function that runs it. Generation suites:
-run(suite_dict, overrides, suite_path, model, tokenizer, generator, reference_path) -> result dict.
+run(suite_dict, overrides, suite_path, load, reference_path) -> result dict, where load(batch_size) gives
+(model, tokenizer, generator) once the suite's options, data and reference are checked.
 Embedding suites (EMBEDDING_SUITES) load their own model and write their own results:
 run(suite_dict, overrides, suite_path, model_path, out_dir, force) -> exit code.
 """

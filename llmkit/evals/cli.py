@@ -3,7 +3,8 @@
 SUITE is a suite YAML (eval/tofu_forget10.yaml) or its name (tofu_forget10, looked up in ./eval/, then llmkit's eval/). Any suite key can
 be overridden with `--key value`. Writes <out>/eval/<suite>.json (per-item values and generations),
 <suite>_summary.json and .md (the reported numbers, and `collapsed` with its reason: see evals/collapse.py) and
-<suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model).
+<suite>_reference.json (what a later run takes with --reference when this model is the retain/retrain model), and
+last <suite>.complete.json (the digests of those files: the cache trusts a result only when it matches).
 <out> defaults to the model directory.
 """
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from llmkit.errors import LlmkitError, did_you_mean
-from llmkit.io import atomic_write_text, write_json
+from llmkit.io import atomic_write_text, is_complete, mark_complete, write_json
 
 
 # ./eval first (a user's own suites win), then the suites of the llmkit checkout, so a name works from any directory
@@ -111,23 +112,31 @@ def main(argv: list[str]) -> int:
     if benchmark in EMBEDDING_SUITES:  # an embedder: loaded, cached and written by its own runner
         return SUITES[benchmark](suite, overrides, str(suite_path), model_path, out_dir, args.force)
     result_path = out_dir / f"{suite_name}.json"
+    # written last and listing every file with its digest: a result is served from cache only when all of it is there
+    marker = out_dir / f"{suite_name}.complete.json"
     key = fingerprint(model_path, suite, overrides, args.reference)
-    if result_path.is_file() and not args.force:
+    if not args.force and is_complete(marker, fingerprint=key):
         cached = json.loads(result_path.read_text(encoding="utf-8"))
-        if cached.get("fingerprint") == key:
-            print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
-            print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
-            write_format(args.format, out_dir, cached)
-            return 0
+        print(f"llmkit eval: cached result for this model and suite in {result_path} (--force recomputes)")
+        print(summary_table(suite_name, cached["metrics"], cached["absent"], cached.get("collapse")))
+        write_format(args.format, out_dir, cached)
+        return 0
 
     from llmkit.evals.generate import get_backend
     from llmkit.models import is_peft_dir
 
     start = time.time()
-    model, tokenizer = load_model(model_path)
-    generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
-                            batch_size=int(suite.get("batch_size", 16)), adapter=is_peft_dir(model_path))
-    result = SUITES[benchmark](suite, overrides, str(suite_path), model, tokenizer, generator, args.reference)
+    backend = []
+
+    def load(batch_size: int):
+        """The model, its tokenizer and a generator batching by the suite's resolved batch_size."""
+        model, tokenizer = load_model(model_path)
+        generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
+                                batch_size=batch_size, adapter=is_peft_dir(model_path))
+        backend.append(generator.name)
+        return model, tokenizer, generator
+
+    result = SUITES[benchmark](suite, overrides, str(suite_path), load, args.reference)
     for metric, why in result["absent"].items():
         print(f"llmkit eval: {metric} not computed: {why}", file=sys.stderr)
     notes = result.get("notes", {})
@@ -135,12 +144,13 @@ def main(argv: list[str]) -> int:
         print(f"llmkit eval: {metric}: {note}", file=sys.stderr)
 
     info = {"suite": suite_name, "benchmark": benchmark, "model": model_path, "reference": args.reference,
-            "backend": generator.name, "fingerprint": key, "seconds": round(time.time() - start, 1),
+            "backend": backend[0], "fingerprint": key, "seconds": round(time.time() - start, 1),
             "config": result["config"], "sizes": result["sizes"]}
     ref = result["reference"]
     collapse = result["collapse"]
     written = {**info, "metrics": result["metrics"], "absent": result["absent"], "collapse": collapse,
                "items": result["items"]}
+    marker.unlink(missing_ok=True)  # from here until the marker is rewritten, the folder holds no complete result
     write_json(result_path, written)
     # metrics that could not be computed are null at the top level, with the reason under "absent"
     absent_keys = dict.fromkeys(result["absent"])
@@ -153,8 +163,10 @@ def main(argv: list[str]) -> int:
 
     write_reference(out_dir / f"{suite_name}_reference.json", benchmark=ref["benchmark"], suite=suite_name,
                     forget_split=ref["forget_split"], model=model_path, truth_ratios=ref.get("truth_ratios"),
-                    mink_auc=ref.get("mink_auc"), item_nll=ref.get("item_nll"))
+                    mink_auc=ref.get("mink_auc"), item_nll=ref.get("item_nll"), min_k_variant=ref.get("min_k_variant"))
     write_format(args.format, out_dir, written)
+    mark_complete(marker, [result_path, *(out_dir / f"{suite_name}{end}" for end in
+                                          ("_summary.json", "_summary.md", "_reference.json"))], fingerprint=key)
     print(table)
     print(f"llmkit eval: wrote {result_path} and {suite_name}_summary.json ({info['seconds']} s)")
     return 0

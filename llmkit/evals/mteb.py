@@ -251,6 +251,7 @@ def run_mteb(suite: dict, overrides: dict, suite_path: str, model_path: str, out
     tasks = select_tasks(benchmark, suite_path)
     examples_dir = _bundled(str(config.get("examples_dir") or ""))
     key = fingerprint(model_path, suite, overrides, None)
+    batch_size = _positive_int(config.get("batch_size", 32), "batch_size", suite_path)
 
     start = time.time()
     model = load_embedder(model_path, config)
@@ -259,7 +260,7 @@ def run_mteb(suite: dict, overrides: dict, suite_path: str, model_path: str, out
                             use_prompts=_bool(config.get("prompts", True)))
     result = mteb.evaluate(encoder, tasks, cache=mteb.ResultCache(out_dir / "mteb"),
                            overwrite_strategy="always" if force else "only-missing",
-                           encode_kwargs={"batch_size": int(config.get("batch_size", 32))}, show_progress_bar=False)
+                           encode_kwargs={"batch_size": batch_size}, show_progress_bar=False)
     types = {t.metadata.name: t.metadata.type for t in tasks}
     scores = {r.task_name: (types[r.task_name], float(r.get_score())) for r in result.task_results}
     missing = sorted(set(types) - set(scores))
@@ -283,6 +284,16 @@ def _bundled(path: str) -> str:
     from llmkit.embed.task import bundled
 
     return bundled(path)
+
+
+def _positive_int(value, key: str, suite_path: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise LlmkitError(f"{suite_path}: {key} must be a positive integer, got {str(value)!r}")
+    return number
 
 
 def _bool(value) -> bool:

@@ -5,6 +5,7 @@ ROUGE-L F1 without stemming x100, VerbMem reference cut to 128 tokens, Min-k wit
 `ou_compat=True` gives open-unlearning's variants: stemmer on, [0, 1] scale, full VerbMem reference,
 max(1, floor(k*n)) tokens. AUCs are kept in MUSE's convention (P(score_holdout < score_forget)); open-unlearning
 reports 1 - that and flips both sides back in its privleak, so PrivLeak is the same formula in both.
+extraction_strength (open-unlearning's default MUSE metric set) is computed the same way in both modes.
 See ../shared/specs/unlearning.md §3.
 """
 
@@ -18,6 +19,7 @@ from rouge_score import rouge_scorer
 from sklearn.metrics import auc, roc_curve
 
 from llmkit.errors import LlmkitError, did_you_mean
+from llmkit.evals.scoring import answer_logprobs, answer_token_stats
 
 STOP_STRINGS = ("\n\n", "\nQuestion", "Question:")  # metrics/knowmem.py
 VERBMEM_TOKENS = 128
@@ -77,8 +79,13 @@ def privleak(auc_model: float, auc_retrain: float, ou_compat: bool = False) -> f
 
 # ---------------------------------------------------------------- the suite: data -> generations/scores -> metrics
 
-METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
-OU_MAX_TEXT_TOKENS = 2048  # open-unlearning's CompletionDataset max_length for the Min-k texts
+METRICS = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak", "extraction_strength")
+GENERATION_METRICS = ("verbmem_f", "knowmem_f", "knowmem_r")
+OU_MAX_TEXT_TOKENS = 2048  # open-unlearning's CompletionDataset max_length for the Min-k and VerbMem texts
+OU_MIN_K = {"ou_compat": True, "k": MIN_K}  # the variant behind open-unlearning's MUSE_EVAL.json (mia_min_k, k: 0.4)
+# the corpus of each dataset llmkit knows; a local copy is labelled by the suite's `corpus`
+DATASET_CORPUS = {"muse-bench/MUSE-News": "news", "muse-news-mini": "news",
+                  "muse-bench/MUSE-Books": "books", "muse-books-mini": "books"}
 
 
 @dataclass
@@ -97,6 +104,20 @@ class MuseSuiteArgs:
         "help": "PrivLeak baseline when no --reference: MUSE's published 0.4772 (news) / 0.5393 (books), full data only"})
     batch_size: int = 8
 
+    def __post_init__(self):
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not 0.0 < self.k <= 1.0:  # k = 0 would score no token, k > 1 more tokens than there are
+            raise ValueError(f"k must lie in (0, 1], got {self.k}")
+        known = DATASET_CORPUS.get(self.dataset)
+        if known is not None and known != self.corpus:
+            raise ValueError(f"dataset {self.dataset} holds MUSE {known}, but corpus is {self.corpus!r}: "
+                             f"set corpus: {known} (or use the muse_{known} suite)")
+
+    def min_k_variant(self) -> dict:
+        """What a PrivLeak reference must have been computed with: the two Min-k definitions do not compare."""
+        return {"ou_compat": self.ou_compat, "k": self.k}
+
     def metric_list(self) -> list[str]:
         names = [m.strip() for m in self.metrics.split(",") if m.strip()]
         for name in names:
@@ -113,20 +134,38 @@ def _rouge_items(prompts, generations, references, ou_compat: bool) -> tuple[flo
     return float(scores.mean() * scale), items
 
 
-def run_muse(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
-    """Evaluate one MUSE suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
+def extraction_strength_items(model, tokenizer, data: list[dict], batch_size: int) -> list[dict]:
+    """open-unlearning's MUSE extraction strength on VerbMem: the model reads prompt + " " + gt; its greedy guesses
+    of the first 2048 continuation tokens, but the last, are compared with the true ones."""
+    from llmkit.evals.mia import extraction_strength  # mia builds on this module's Min-k score
+
+    scored = answer_token_stats(model, tokenizer, [(d["prompt"], " " + d["gt"]) for d in data], add_eos=False,
+                                batch_size=batch_size, desc="muse extraction_strength: scoring")
+    # its labels stop at 2048 tokens and drop the last one
+    return [{"prompt": d["prompt"], "extraction_strength": extraction_strength(s.greedy[:OU_MAX_TEXT_TOKENS][:-1])}
+            for d, s in zip(data, scored)]
+
+
+def run_muse(suite_dict: dict, overrides: dict, suite_path: str, load, reference_path) -> dict:
+    """Evaluate one MUSE suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write.
+
+    `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite and reference are checked.
+    """
     from llmkit.config import build_args
     from llmkit.data import load_split
     from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
-    from llmkit.evals.scoring import answer_logprobs
 
     (suite,) = build_args((MuseSuiteArgs,), suite_dict, overrides, suite_path)
     try:
         wanted = suite.metric_list()
     except ValueError as err:
         raise LlmkitError(f"{suite_path}: metrics: {err}") from None
-    reference = load_reference(reference_path, benchmark="muse", forget_split=suite.corpus, n_forget=0) if reference_path else None
+    reference = None
+    if reference_path:
+        reference = load_reference(reference_path, benchmark="muse", forget_split=suite.corpus, n_forget=0,
+                                   min_k_variant=suite.min_k_variant())
+    model, tokenizer, generator = load(suite.batch_size)
     rows = lambda config, split, cols: load_split(suite.dataset, config, split, columns=cols).to_list()  # noqa: E731
     metrics, absent, items, sizes, auc_model = {}, {}, {}, {}, None
 
@@ -169,12 +208,18 @@ def run_muse(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
         else:
             metrics["privleak"] = privleak(auc_model, baseline, suite.ou_compat)
         sizes["privleak"] = {"forget": len(forget), "holdout": len(holdout)}
+    if "extraction_strength" in wanted:
+        data = rows("verbmem", "forget", ("prompt", "gt"))
+        items["extraction_strength"] = extraction_strength_items(model, tokenizer, data, suite.batch_size)
+        metrics["extraction_strength"] = float(np.mean([it["extraction_strength"] for it in items["extraction_strength"]]))
+        sizes["extraction_strength"] = len(data)
     collapse = None
     if "knowmem_r" in items:
-        collapse = collapse_check({name: [it["generation"] for it in rows] for name, rows in items.items()
-                                   if name != "privleak"}, "knowmem_r")
+        collapse = collapse_check({name: [it["generation"] for it in items[name]] for name in GENERATION_METRICS
+                                   if name in items}, "knowmem_r")
     else:
         absent["collapsed"] = "judged on the knowmem_r generations, which this suite's metrics leave out"
     return {"metrics": metrics, "absent": absent, "items": items, "sizes": sizes, "collapse": collapse,
-            "reference": {"benchmark": "muse", "forget_split": suite.corpus, "mink_auc": auc_model},
+            "reference": {"benchmark": "muse", "forget_split": suite.corpus, "mink_auc": auc_model,
+                          "min_k_variant": suite.min_k_variant()},
             "config": dataclasses.asdict(suite)}

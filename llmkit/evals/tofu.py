@@ -150,6 +150,12 @@ class TofuSuiteArgs:
     max_length: int = field(default=512, metadata={"help": "scoring truncation of prompt + answer tokens (open-unlearning)"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass / generate call"})
 
+    def __post_init__(self):
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not 0.0 < self.k <= 1.0:  # k = 0 would score no token, k > 1 more tokens than there are
+            raise ValueError(f"k must lie in (0, 1], got {self.k}")
+
     def holdout(self) -> str:
         return self.holdout_split or self.forget_split.replace("forget", "holdout")
 
@@ -248,8 +254,11 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     return {"metrics": result["metrics"], "items": items, "per_item": result["per_item"], "answer_stats": stats[:n]}
 
 
-def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenizer, generator, reference_path) -> dict:
-    """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write."""
+def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference_path) -> dict:
+    """Evaluate one TOFU suite; returns {"metrics", "absent", "items", "collapse", "reference", ...} for the caller to write.
+
+    `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite, data and reference are checked.
+    """
     from llmkit.config import build_args
     from llmkit.data import QADataArgs, load_split, prompt_text
     from llmkit.evals.collapse import collapse_check
@@ -263,6 +272,7 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, model, tokenize
     if reference_path:
         reference = load_reference(reference_path, benchmark="tofu", forget_split=suite.forget_split,
                                    n_forget=len(splits["forget"]))
+    model, tokenizer, generator = load(suite.batch_size)
     # chat-template text already carries the model's special tokens; tag prompts get the tokenizer's (BOS) as TOFU does
     add_special = qa.prompt_format != "chat"
     metrics, items, forget_ratios, forget_stats = {}, {}, None, None
