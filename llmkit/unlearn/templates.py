@@ -60,10 +60,16 @@ def generate_templates(generate_fn: Callable[[list[str]], list[str]], prompts: l
     return templates
 
 
-def sample_template(templates: list[str], seed: int, epoch: int, index: int) -> str:
-    """The template for example `index` in `epoch`: fixed by (seed, epoch, index), re-drawn every epoch."""
+def template_choice(count: int, seed: int, epoch: int, index: int) -> int:
+    """The position, among `count` templates, of example `index`'s template in `epoch`: fixed by (seed, epoch,
+    index), re-drawn every epoch."""
     # A string seed is hashed with SHA-512 by `random`, so the draw is the same in every process and worker.
-    return templates[random.Random(f"{seed}/{epoch}/{index}").randrange(len(templates))]
+    return random.Random(f"{seed}/{epoch}/{index}").randrange(count)
+
+
+def sample_template(templates: list[str], seed: int, epoch: int, index: int) -> str:
+    """The template for example `index` in `epoch` (see `template_choice`)."""
+    return templates[template_choice(len(templates), seed, epoch, index)]
 
 
 BUNDLED = {"idk": "idk.txt", "copyright": "copyright_refusal.txt"}
