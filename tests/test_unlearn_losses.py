@@ -173,13 +173,30 @@ def test_flat_reference_equals_naive_padding(divergence):
     assert loss.item() == pytest.approx((-g(pe) + f_of_g(pf)).item(), abs=1e-6)
 
 
-def test_flat_reference_defaults_to_batch_length_and_rejects_short_padded_length():
+@pytest.mark.parametrize("divergence", sorted(TERMS))
+def test_flat_reference_without_padded_length_is_the_released_formula_at_500(divergence):
+    """No padded_length: the TOFU pipeline's L = 500, checked against the slow pad-to-500 computation; the forget
+    and template streams have different widths, which must not change their normaliser."""
+    torch.manual_seed(4)
+    f_logits, e_logits = torch.randn(2, 9, 7) * 2, torch.randn(2, 5, 7) * 2
+    f_labels, e_labels = torch.randint(0, 7, (2, 9)), torch.randint(0, 7, (2, 5))
+    f_labels[:, :3], e_labels[:, :2] = -100, -100
+    loss, parts = flat(*token_logps(f_logits, f_labels), *token_logps(e_logits, e_labels),
+                       divergence=divergence, reduction="reference")
+    pf, pe = padded_reference_prob(f_logits, f_labels, 500), padded_reference_prob(e_logits, e_labels, 500)
+    g, f_of_g = losses.DIVERGENCES[divergence]
+    assert parts["p_forget"].item() == pytest.approx(pf.item(), rel=1e-5)
+    assert parts["p_template"].item() == pytest.approx(pe.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((-g(pe) + f_of_g(pf)).item(), abs=1e-7)
+
+
+def test_flat_reference_rejects_a_batch_longer_than_padded_length():
     f_lp, f_m, e_lp, e_m = streams()
-    own, _ = flat(f_lp, f_m, e_lp, e_m, reduction="reference")
-    explicit, _ = flat(f_lp, f_m, e_lp, e_m, reduction="reference", padded_length=4)
-    assert own.item() == explicit.item()
     with pytest.raises(LlmkitError, match="padded_length"):
         flat(f_lp, f_m, e_lp, e_m, reduction="reference", padded_length=3)
+    long = torch.zeros(1, 600), torch.ones(1, 600, dtype=torch.bool)
+    with pytest.raises(LlmkitError, match="padded_length: 500"):
+        flat(*long, *long, reduction="reference")
 
 
 @pytest.mark.parametrize("reduction", ["paper", "reference"])

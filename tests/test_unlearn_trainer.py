@@ -195,6 +195,14 @@ def test_bad_recipe_values_name_the_recipe(tmp_path):
         train_main([str(unlearn_recipe(tmp_path, "klx", divergence="klx"))])
     with pytest.raises(LlmkitError, match=r"reduction: unknown 'mean'; known: paper, reference"):
         train_main([str(unlearn_recipe(tmp_path, "mean", reduction="mean"))])
+    with pytest.raises(LlmkitError, match=r"long\.yaml.*padded_length: 500 is shorter than max_length 600"):
+        train_main([str(unlearn_recipe(tmp_path, "long", reduction="reference", max_length=600))])
+    with pytest.raises(LlmkitError, match=r"needs layer"):
+        train_main([str(unlearn_recipe(tmp_path, "rmu", loss="rmu", divergence=None, retain_config="retain90"))])
+    with pytest.raises(LlmkitError, match=r"layer is a parameter of rmu"):
+        train_main([str(unlearn_recipe(tmp_path, "lay", layer=3))])
+    with pytest.raises(LlmkitError, match=r"trainable_params: "):
+        train_main([str(unlearn_recipe(tmp_path, "re", trainable_params="model.(layers"))])
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
 
 

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from llmkit.errors import LlmkitError, did_you_mean
 
 IGNORE_INDEX = -100
+# FLAT reduction="reference": the released TOFU pipeline pads every sequence to 500 tokens (locuslab/tofu forget.py).
+REFERENCE_PADDED_LENGTH = 500
 # Upcasting one chunk at a time bounds the float32 copy to 128 MiB whatever the vocabulary and batch.
 _CHUNK_ELEMENTS = 2**25
 
@@ -109,7 +111,7 @@ def flat(
     *,
     divergence: str = "kl",
     reduction: str = "paper",
-    padded_length: int | None = None,
+    padded_length: int = REFERENCE_PADDED_LENGTH,
 ):
     """FLAT: loss = −g*(P_e) + f*(g*(P_f)), the negated variational bound of D_f(P_e ‖ P_f).
 
@@ -118,9 +120,10 @@ def flat(
     P is an answer-token probability (probability, not log-probability, as in the paper and its code):
       reduction="paper":     P_b = (1/|y_b|) Σ_t p_t per example [B]; loss = mean_b(−g*(P_e,b) + f*(g*(P_f,b))).
       reduction="reference": the released code (UCSC-REAL/FLAT dataloader.py, ProbLossStable + mean):
-                             P = Σ_b Σ_t p_t / (B·(L−1)), one scalar per batch with L = padded_length (500 in
-                             the TOFU pipeline; None = this batch's own length), then g*/f* on that scalar.
-                             Pads are never materialised: they only add zeros to the sum.
+                             P = Σ_b Σ_t p_t / (B·(L−1)), one scalar per batch with L = padded_length (default
+                             500, the TOFU pipeline's; the HP pipeline used 1024), then g*/f* on that scalar.
+                             Pads are never materialised: they only add zeros to the sum; a batch longer than
+                             L is an error, since the released code would have cut it.
     Divergences (f-GAN g*, f*∘g*): see DIVERGENCES. dL/dP_e < 0 and dL/dP_f > 0 for all of them.
     Parts: p_forget, p_template (the P fed to g*/f*, batch-averaged), term_template = −g*(P_e), term_forget = f*(g*(P_f)).
     Reference: Wang et al., "LLM Unlearning via Loss Adjustment with only Forget Data", ICLR 2025, arXiv 2410.11143.
@@ -141,12 +144,12 @@ def flat(
     return term_template + term_forget, {k: v.detach() for k, v in parts.items()}
 
 
-def _reference_prob(logps: torch.Tensor, mask: torch.Tensor, padded_length: int | None) -> torch.Tensor:
+def _reference_prob(logps: torch.Tensor, mask: torch.Tensor, padded_length: int) -> torch.Tensor:
     B, positions = logps.shape
-    L = positions + 1 if padded_length is None else padded_length
-    if positions + 1 > L:
-        raise LlmkitError(f"padded_length: {L} is shorter than a batch of {positions + 1} tokens")
-    return (logps.exp() * mask).sum() / (B * (L - 1))  # [B, T-1] → scalar
+    if positions + 1 > padded_length:
+        raise LlmkitError(f"padded_length: {padded_length} is shorter than a batch of {positions + 1} tokens; "
+                          f"set padded_length to the max_length the sequences are padded to")
+    return (logps.exp() * mask).sum() / (B * (padded_length - 1))  # [B, T-1] → scalar
 
 
 def grad_ascent(forget_logps: torch.Tensor, forget_mask: torch.Tensor):

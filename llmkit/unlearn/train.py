@@ -17,7 +17,7 @@ from llmkit.data import QADataArgs, load_split, prompt_text
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer
 from llmkit.unlearn.data import Example, UnlearnCollator, UnlearnDataset, qa_examples, report, text_windows
 from llmkit.errors import LlmkitError
-from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, get_loss, require_known
+from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, REFERENCE_PADDED_LENGTH, get_loss, require_known
 from llmkit.unlearn.templates import GENERATE, IDK_PROMPT, load_templates
 from llmkit.unlearn.trainer import UnlearnTrainer, UnlearnTrainingArguments
 
@@ -35,7 +35,8 @@ class UnlearnArgs:
     loss: str = field(default="flat", metadata={"help": "a LOSSES name: flat, grad_ascent, grad_diff, npo, ..."})
     divergence: str | None = field(default=None, metadata={"help": "flat: kl | js | tv | pearson (| jeffrey)"})
     reduction: str | None = field(default=None, metadata={"help": "flat: paper | reference"})
-    padded_length: int | None = field(default=None, metadata={"help": "flat reduction=reference: the padded L"})
+    padded_length: int | None = field(default=None, metadata={
+        "help": "flat reduction=reference: the length L the released code pads to (default 500, TOFU's)"})
     beta: float | None = field(default=None, metadata={"help": "npo / simnpo temperature"})
     alpha: float | None = field(default=None, metadata={"help": "weight of the retain NLL"})
     gamma: float | None = field(default=None, metadata={"help": "weight of the forget term"})
@@ -77,6 +78,10 @@ class UnlearnArgs:
             raise ValueError(f"{unused[0]} is not a parameter of loss {self.loss!r} (it takes {', '.join(accepted) or 'none'})")
         if "retain" in LOSSES[self.loss].needs and not self.retain_config:
             raise ValueError(f"loss {self.loss!r} needs retain data: set retain_config")
+        padded = self.padded_length or REFERENCE_PADDED_LENGTH
+        if self.reduction == "reference" and self.max_length > padded:
+            raise ValueError(f"padded_length: {padded} is shorter than max_length {self.max_length}; reduction "
+                             "'reference' divides by the length the sequences are padded to")
         steers = "activations" in LOSSES[self.loss].needs
         if steers and self.layer is None:
             raise ValueError(f"loss {self.loss!r} needs layer: the decoder layer whose output it steers")
