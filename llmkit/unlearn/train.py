@@ -52,7 +52,8 @@ class UnlearnArgs:
         default=0, metadata={"help": "data_format=text: leading window tokens kept as context (no loss), and "
                                      "the context the template continues"})
     template_source: str = field(default="idk", metadata={
-        "help": "idk | copyright | PATH (one template per line) | generate (a model refuses each forget question)"})
+        "help": "idk | copyright | PATH (one template per line) | OWNER/NAME[:FILE] (a hub dataset's .txt/.jsonl line "
+                "files, e.g. open-unlearning/idk, TOFU's refusal list) | generate (a model refuses each forget question)"})
     template_model: str | None = field(default=None, metadata={
         "help": "template_source=generate: the model that writes the refusals (default: the model being unlearned)"})
     template_prompt: str = field(default=IDK_PROMPT, metadata={
