@@ -248,10 +248,19 @@ def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
     generated = generator.recipes()
     shipped = {p.name: p.read_text(encoding="utf-8") for p in (root / "recipes" / "unlearn").glob("*.yaml")}
     assert shipped == generated
-    assert len(shipped) == 3 * 8 * 2 + 2 * 2 + 2
+    assert len(shipped) == 3 * 10 * 2 + 3 + 2 * 2 + len(generator.TINY_METHODS)
+    released = {k: yaml.safe_load(v) for k, v in shipped.items() if k.endswith("_released.yaml")}
+    assert len(released) == 3
+    for recipe in released.values():  # the released code's TOFU setting
+        assert (recipe["reduction"], recipe["padded_length"], recipe["max_length"], recipe["divergence"],
+                recipe["optim"], recipe["bf16"]) == ("reference", 500, 500, "tv", "paged_adamw_32bit", True)
+    for corpus in ("news", "books"):  # FLAT on MUSE: template and forget answer continue the same prefix
+        assert yaml.safe_load(shipped[f"muse_{corpus}_flat_kl.yaml"])["text_prompt_tokens"] > 0
     for name in shipped:
         # bf16 needs a GPU; everything else (keys, loss parameters, batch divisibility on 1 and 8 GPUs) is checked here
-        for world in (1, 8) if "mini" not in name else (1,):
+        # the released-code set keeps its micro-batch of 16 (g*/f* act on each micro-batch's scalar): 1 to 4 GPUs
+        worlds = (1,) if "mini" in name else (1, 4) if name.endswith("_released.yaml") else (1, 8)
+        for world in worlds:
             _, (run, _model, data, args, train_args) = prepare(str(root / "recipes" / "unlearn" / name),
                                                                 ["--bf16", "false"], world)
             assert run.task == "unlearn" and train_args.output_dir.endswith(name[:-5])
