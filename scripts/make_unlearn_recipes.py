@@ -62,16 +62,24 @@ MUSE_COMMON = dict(dataset_config="raw", dataset_split="forget", data_format="te
 # (The paper's MUSE text setup could not be read; this split mirrors VerbMem, which prompts with a prefix of D_f.)
 MUSE_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper", text_prompt_tokens=1024),
                 "npo": dict(loss="npo", beta=0.1)}
-# The demo: the tiny target that recipes/finetune/tofu_mini_full.yaml writes; the demo overrides the paths.
-# lr 2e-4 over 5 epochs traces the forget/utility trade-off one checkpoint at a time; at 1e-3 both methods
-# collapsed (retain ROUGE 0) from epoch 2 on, at 1e-4 FLAT had barely moved after 5 epochs (measured sweep).
+# The demo and scripts/bench/unlearn_tradeoff.py: the tiny target that recipes/finetune/tofu_mini_full.yaml writes
+# (they override the paths). At lr 2e-4 FLAT's forgetting happens in epochs 5-8 and it collapses after; gradient
+# ascent collapses within a few epochs; 10 epochs with a checkpoint each show every method's whole path (at 1e-3
+# both collapsed from epoch 2 on, at 1e-4 FLAT had barely moved after 5 epochs: measured sweep).
 TINY = dict(model_name_or_path="runs/demo/tofu_mini_full/final", dtype="float32", dataset="tofu-mini",
             dataset_config="forget10", prompt_format="chat", max_length=128, global_batch_size=12,
-            per_device_train_batch_size=12, num_train_epochs=5, learning_rate=2.0e-4, weight_decay=0.0,
+            per_device_train_batch_size=12, num_train_epochs=10, learning_rate=2.0e-4, weight_decay=0.0,
             lr_scheduler_type="constant", optim="adamw_torch", bf16=False, gradient_checkpointing=False, seed=42,
             logging_steps=1, save_strategy="epoch", save_only_model=True)
+# The tiny model has 4 decoder layers: RMU steers the output of layer 1 and trains what can move it.
 TINY_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper", template_source="idk"),
-                "grad_ascent": dict(loss="grad_ascent")}
+                "flat_tv": dict(loss="flat", divergence="tv", reduction="paper", template_source="idk"),
+                "grad_ascent": dict(loss="grad_ascent"),
+                "npo": dict(loss="npo", beta=0.1),
+                "idk_dpo": dict(loss="idk_dpo_rt", template_source="idk", beta=0.1, gamma=1.0, alpha=1.0,
+                                retain_config="retain90"),
+                "rmu": dict(loss="rmu", layer=1, steering_coeff=2.0, gamma=1.0, alpha=1.0, retain_config="retain90",
+                            trainable_params=r"model\.(embed_tokens|layers\.[0-1])\..*")}
 
 SECTIONS = {
     "model": ("model_name_or_path", "dtype", "use_peft"),

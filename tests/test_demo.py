@@ -1,4 +1,4 @@
-"""The demo refuses to resume on runs built from another tiny model."""
+"""The demo refuses to resume on runs built from another tiny model, and evaluates every other checkpoint."""
 
 import pytest
 
@@ -13,3 +13,14 @@ def test_resume_on_runs_from_another_base_model_is_refused(tmp_path):
     with pytest.raises(LlmkitError, match="runs start from tiny model llama-v1-aaaa, this build is llama-v1-bbbb"):
         check_base_model(tmp_path, "llama-v1-bbbb")
     assert (tmp_path / "BASE_MODEL").read_text() == "llama-v1-aaaa\n"  # nothing overwritten
+
+
+def test_every_other_checkpoint_and_the_last_are_evaluated(tmp_path):
+    from llmkit.demo import evaluated_checkpoints
+
+    for step in (5, 10, 15, 20, 25, 30, 35, 40, 45):  # 9 epochs of 5 steps, listed out of order on purpose
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "final").mkdir()
+    chosen = [p.name for p in evaluated_checkpoints(tmp_path, 2)]
+    assert chosen == ["checkpoint-10", "checkpoint-20", "checkpoint-30", "checkpoint-40", "checkpoint-45"]
+    assert len(evaluated_checkpoints(tmp_path, 1)) == 9
