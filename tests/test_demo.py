@@ -1,4 +1,4 @@
-"""The demo refuses to resume on runs built from another tiny model."""
+"""The demo refuses to resume on runs built from another tiny model, and evaluates every other checkpoint."""
 
 import pytest
 
@@ -28,3 +28,14 @@ def test_scaling_stage_schedules_differ_in_shape_only():
     assert all({key: settings[name][key] for key in shared} == shared for name in FITTED)
     recipe = yaml.safe_load((REPO / "recipes" / "pretrain" / "tiny_demo.yaml").read_text())
     assert recipe["lr_schedule"] == SCHEDULES["constant"]
+
+
+def test_every_other_checkpoint_and_the_last_are_evaluated(tmp_path):
+    from llmkit.demo import evaluated_checkpoints
+
+    for step in (5, 10, 15, 20, 25, 30, 35, 40, 45):  # 9 epochs of 5 steps, listed out of order on purpose
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "final").mkdir()
+    chosen = [p.name for p in evaluated_checkpoints(tmp_path, 2)]
+    assert chosen == ["checkpoint-10", "checkpoint-20", "checkpoint-30", "checkpoint-40", "checkpoint-45"]
+    assert len(evaluated_checkpoints(tmp_path, 1)) == 9

@@ -74,3 +74,42 @@ def test_sampling_covers_the_pool_roughly_uniformly():
     counts = collections.Counter(sample_template(templates, 0, epoch, i) for epoch in range(10) for i in range(500))
     assert set(counts) == set(templates)
     assert all(400 < c < 600 for c in counts.values())  # 500 expected each; ±100 is > 4 standard deviations
+
+
+def test_hub_dataset_id_reads_its_line_files(tmp_path, monkeypatch):
+    """`owner/name` downloads the dataset repo's .txt/.jsonl files (the download is faked: no network in tests);
+    `owner/name:file` one file. A JSON-quoted line is decoded, a plain one kept."""
+    from llmkit.unlearn import templates
+
+    repo = tmp_path / "snapshot"
+    repo.mkdir()
+    (repo / "idk.jsonl").write_text('I have no idea.\n"Quoted \\"one\\"."\n\n', encoding="utf-8")
+    (repo / "extra.txt").write_text("Another.\n", encoding="utf-8")
+    (repo / "README.md").write_text("# not a template\n", encoding="utf-8")
+    calls = []
+
+    def snapshot(repo_id, repo_type, allow_patterns):
+        calls.append((repo_id, repo_type, tuple(allow_patterns)))
+        return str(repo)
+
+    def one_file(repo_id, filename, repo_type):
+        calls.append((repo_id, filename, repo_type))
+        return str(repo / filename)
+
+    monkeypatch.setattr(templates, "snapshot_download", snapshot)
+    monkeypatch.setattr(templates, "hf_hub_download", one_file)
+    assert load_templates("someone/idk") == ["Another.", "I have no idea.", 'Quoted "one".']
+    assert calls[-1] == ("someone/idk", "dataset", ("*.txt", "*.jsonl"))
+    assert load_templates("someone/idk:idk.jsonl") == ["I have no idea.", 'Quoted "one".']
+    assert calls[-1] == ("someone/idk", "idk.jsonl", "dataset")
+
+
+def test_unreachable_hub_dataset_is_one_line_naming_template_source(monkeypatch):
+    from llmkit.unlearn import templates
+
+    def offline(**kwargs):
+        raise OSError("offline mode is enabled")
+
+    monkeypatch.setattr(templates, "snapshot_download", lambda *a, **k: offline())
+    with pytest.raises(LlmkitError, match=r"template_source: 'someone/idk' is no local file, and as a hub dataset .*offline mode"):
+        load_templates("someone/idk")

@@ -14,8 +14,10 @@ from llmkit.unlearn.losses import (
     get_loss,
     grad_ascent,
     grad_diff,
+    idk_dpo,
     idk_sft,
     npo,
+    rmu,
     sequence_logps,
     simnpo,
     token_logps,
@@ -171,13 +173,30 @@ def test_flat_reference_equals_naive_padding(divergence):
     assert loss.item() == pytest.approx((-g(pe) + f_of_g(pf)).item(), abs=1e-6)
 
 
-def test_flat_reference_defaults_to_batch_length_and_rejects_short_padded_length():
+@pytest.mark.parametrize("divergence", sorted(TERMS))
+def test_flat_reference_without_padded_length_is_the_released_formula_at_500(divergence):
+    """No padded_length: the TOFU pipeline's L = 500, checked against the slow pad-to-500 computation; the forget
+    and template streams have different widths, which must not change their normaliser."""
+    torch.manual_seed(4)
+    f_logits, e_logits = torch.randn(2, 9, 7) * 2, torch.randn(2, 5, 7) * 2
+    f_labels, e_labels = torch.randint(0, 7, (2, 9)), torch.randint(0, 7, (2, 5))
+    f_labels[:, :3], e_labels[:, :2] = -100, -100
+    loss, parts = flat(*token_logps(f_logits, f_labels), *token_logps(e_logits, e_labels),
+                       divergence=divergence, reduction="reference")
+    pf, pe = padded_reference_prob(f_logits, f_labels, 500), padded_reference_prob(e_logits, e_labels, 500)
+    g, f_of_g = losses.DIVERGENCES[divergence]
+    assert parts["p_forget"].item() == pytest.approx(pf.item(), rel=1e-5)
+    assert parts["p_template"].item() == pytest.approx(pe.item(), rel=1e-5)
+    assert loss.item() == pytest.approx((-g(pe) + f_of_g(pf)).item(), abs=1e-7)
+
+
+def test_flat_reference_rejects_a_batch_longer_than_padded_length():
     f_lp, f_m, e_lp, e_m = streams()
-    own, _ = flat(f_lp, f_m, e_lp, e_m, reduction="reference")
-    explicit, _ = flat(f_lp, f_m, e_lp, e_m, reduction="reference", padded_length=4)
-    assert own.item() == explicit.item()
     with pytest.raises(LlmkitError, match="padded_length"):
         flat(f_lp, f_m, e_lp, e_m, reduction="reference", padded_length=3)
+    long = torch.zeros(1, 600), torch.ones(1, 600, dtype=torch.bool)
+    with pytest.raises(LlmkitError, match="padded_length: 500"):
+        flat(*long, *long, reduction="reference")
 
 
 @pytest.mark.parametrize("reduction", ["paper", "reference"])
@@ -312,6 +331,59 @@ def test_idk_sft_equals_hand():
     assert loss.item() == pytest.approx(nll + 0.5 * (0.1 + 0.2 + 0.3 + 1.5) / 4)
 
 
+def test_idk_dpo_equals_hand_and_prefers_the_template():
+    """Win = template (LP rows under MASK), lose = forget (RLP rows under RMASK), both against fixed references."""
+    beta = 0.5
+    seq_template, seq_forget = [-1.5, -3.0], [-0.6, -1.5]
+    ref_template, ref_forget = [-2.0, -2.5], [-1.0, -1.0]
+    margins = [(st - rt) - (sf - rf) for st, rt, sf, rf in zip(seq_template, ref_template, seq_forget, ref_forget)]
+    expected = (2 / beta) * sum(math.log(1 + math.exp(-beta * m)) for m in margins) / 2  # −log σ(x) = log(1+e^−x)
+    e_lp, e_m = tensors(LP, MASK)
+    f_lp, f_m = tensors(RLP, RMASK)
+    loss, parts = idk_dpo(f_lp, f_m, e_lp, e_m, torch.tensor(ref_forget), torch.tensor(ref_template), beta=beta)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert parts["log_ratio_template"].item() == pytest.approx((0.5 - 0.5) / 2)
+    assert parts["log_ratio_forget"].item() == pytest.approx((0.4 - 0.5) / 2)
+    loss.backward()
+    assert (e_lp.grad[e_m] < 0).all() and (f_lp.grad[f_m] > 0).all()  # descent raises template, lowers forget
+    # at θ = ref the term is (2/β)·log 2; with retain: γ·term + α·NLL(retain)
+    at_ref, _ = idk_dpo(f_lp, f_m, e_lp, e_m, torch.tensor(seq_forget), torch.tensor(seq_template), beta=beta)
+    assert at_ref.item() == pytest.approx(2 / beta * math.log(2), rel=1e-6)
+    nll_r = (0.5 + 1.0 + 2.0 + 0.25 + 0.75) / 5
+    with_retain, parts = idk_dpo(f_lp, f_m, e_lp, e_m, torch.tensor(ref_forget), torch.tensor(ref_template),
+                                 beta=beta, gamma=0.5, retain_logps=torch.tensor(LP), retain_mask=torch.tensor(MASK),
+                                 alpha=2.0)
+    assert with_retain.item() == pytest.approx(0.5 * expected + 2.0 * nll_r, rel=1e-6)
+
+
+def test_rmu_equals_hand():
+    """H = 2: forget activations pulled to c·u on answer tokens, retain activations held at the frozen ones."""
+    forget_hidden = torch.tensor([[[1.0, 2.0], [0.0, 0.0], [3.0, -1.0]], [[0.5, 0.5], [2.0, 2.0], [9.0, 9.0]]],
+                                 requires_grad=True)
+    forget_mask = torch.tensor([[True, False, True], [True, True, False]])
+    retain_hidden = torch.tensor([[[1.0, 1.0], [2.0, 0.0]]], requires_grad=True)
+    retain_frozen = torch.tensor([[[0.0, 1.0], [2.0, 2.0]]])
+    retain_mask = torch.tensor([[True, True]])
+    u = torch.tensor([0.6, 0.8])
+    c = 5.0  # target (3, 4)
+
+    def msd(a, b):
+        return sum((x - y) ** 2 for x, y in zip(a, b)) / len(a)
+
+    target = [3.0, 4.0]
+    d_forget = ((msd([1, 2], target) + msd([3, -1], target)) / 2 + (msd([0.5, 0.5], target) + msd([2, 2], target)) / 2) / 2
+    d_retain = (msd([1, 1], [0, 1]) + msd([2, 0], [2, 2])) / 2
+    loss, parts = rmu(forget_hidden, forget_mask, retain_hidden, retain_frozen, retain_mask, u,
+                      steering_coeff=c, gamma=0.5, alpha=3.0)
+    assert parts["rmu_forget"].item() == pytest.approx(d_forget)
+    assert parts["rmu_retain"].item() == pytest.approx(d_retain)
+    assert loss.item() == pytest.approx(0.5 * d_forget + 3.0 * d_retain)
+    loss.backward()
+    assert forget_hidden.grad[0, 1].abs().sum() == 0 and forget_hidden.grad[1, 2].abs().sum() == 0  # masked out
+    # d/dh of γ·(1/n)·mean_h (h − c·u)² = γ·2(h − c·u)/(H·n·B) at [0, 0]: 0.5·2·((1,2) − (3,4))/(2·2·2)
+    assert forget_hidden.grad[0, 0].tolist() == pytest.approx([0.5 * 2 * -2 / 8, 0.5 * 2 * -2 / 8])
+
+
 def test_retain_inputs_come_in_pairs():
     with pytest.raises(ValueError, match="together"):
         idk_sft(*tensors(LP, MASK), retain_logps=torch.tensor(RLP))
@@ -325,21 +397,28 @@ def test_flat_needs_no_retain_data_and_no_reference_model():
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_every_loss_runs_from_exactly_the_streams_it_declares(name):
-    """The trainer contract: {s}_logps/{s}_mask for each declared stream, ref_forget_seq_logps for 'reference'."""
+    """The trainer contract: {s}_logps/{s}_mask for each declared stream, ref_{s}_seq_logps for 'reference'
+    (forget and template), hidden states and the steering direction for 'activations'."""
     spec = get_loss(name)
-    assert spec.needs <= {"forget", "template", "retain", "reference"}
+    assert spec.needs <= {"forget", "template", "retain", "reference", "activations"}
     f_lp, f_m, e_lp, e_m = streams()
     available = {"forget": (f_lp, f_m), "template": (e_lp, e_m), "retain": (e_lp, e_m)}
     kwargs = {}
-    for stream in spec.needs - {"reference"}:
-        kwargs[f"{stream}_logps"], kwargs[f"{stream}_mask"] = available[stream]
+    if "activations" in spec.needs:
+        for stream in spec.needs - {"activations"}:
+            kwargs[f"{stream}_hidden"], kwargs[f"{stream}_mask"] = torch.randn(2, 3, 4), available[stream][1]
+        kwargs["retain_frozen_hidden"], kwargs["steering"] = torch.randn(2, 3, 4), torch.full((4,), 0.5)
+    else:
+        for stream in spec.needs - {"reference"}:
+            kwargs[f"{stream}_logps"], kwargs[f"{stream}_mask"] = available[stream]
     if "reference" in spec.needs:
-        kwargs["ref_forget_seq_logps"] = sequence_logps(f_lp, f_m) + 0.5
+        for stream in {"forget", "template"} & spec.needs:
+            kwargs[f"ref_{stream}_seq_logps"] = sequence_logps(*available[stream]) + 0.5
     loss, parts = spec.fn(**kwargs)
     assert loss.dim() == 0 and torch.isfinite(loss)
     assert parts and all(v.dim() == 0 and not v.requires_grad for v in parts.values())
     if "retain" in spec.needs:
-        assert "nll_retain" in parts
+        assert "nll_retain" in parts or "rmu_retain" in parts
 
 
 def test_get_loss_suggests_the_closest_name():

@@ -4,6 +4,7 @@ per-epoch template draws and the logged loss parts, each checked against an inde
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from llmkit.unlearn import train as unlearn_train
 from llmkit.unlearn.data import UnlearnCollator, UnlearnDataset, qa_examples
 from llmkit.unlearn.losses import flat, token_logps
 from llmkit.unlearn.templates import load_templates, sample_template
-from llmkit.unlearn.trainer import REFERENCE_FILE, UnlearnTrainer, UnlearnTrainingArguments, stream_logps
+from llmkit.unlearn.trainer import REFERENCE_FILE, UnlearnTrainer, UnlearnTrainingArguments, stream_hidden, stream_logps
 
 
 def unlearn_recipe(tmp_path: Path, name: str, **overrides) -> Path:
@@ -194,6 +195,14 @@ def test_bad_recipe_values_name_the_recipe(tmp_path):
         train_main([str(unlearn_recipe(tmp_path, "klx", divergence="klx"))])
     with pytest.raises(LlmkitError, match=r"reduction: unknown 'mean'; known: paper, reference"):
         train_main([str(unlearn_recipe(tmp_path, "mean", reduction="mean"))])
+    with pytest.raises(LlmkitError, match=r"long\.yaml.*padded_length: 500 is shorter than max_length 600"):
+        train_main([str(unlearn_recipe(tmp_path, "long", reduction="reference", max_length=600))])
+    with pytest.raises(LlmkitError, match=r"needs layer"):
+        train_main([str(unlearn_recipe(tmp_path, "rmu", loss="rmu", divergence=None, retain_config="retain90"))])
+    with pytest.raises(LlmkitError, match=r"layer is a parameter of rmu"):
+        train_main([str(unlearn_recipe(tmp_path, "lay", layer=3))])
+    with pytest.raises(LlmkitError, match=r"trainable_params: "):
+        train_main([str(unlearn_recipe(tmp_path, "re", trainable_params="model.(layers"))])
     assert not (tmp_path / "runs").exists()  # refused before any run directory was made
 
 
@@ -239,10 +248,19 @@ def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
     generated = generator.recipes()
     shipped = {p.name: p.read_text(encoding="utf-8") for p in (root / "recipes" / "unlearn").glob("*.yaml")}
     assert shipped == generated
-    assert len(shipped) == 3 * 8 * 2 + 2 * 2 + 2
+    assert len(shipped) == 3 * 10 * 2 + 3 + 2 * 2 + len(generator.TINY_METHODS)
+    released = {k: yaml.safe_load(v) for k, v in shipped.items() if k.endswith("_released.yaml")}
+    assert len(released) == 3
+    for recipe in released.values():  # the released code's TOFU setting
+        assert (recipe["reduction"], recipe["padded_length"], recipe["max_length"], recipe["divergence"],
+                recipe["optim"], recipe["bf16"]) == ("reference", 500, 500, "tv", "paged_adamw_32bit", True)
+    for corpus in ("news", "books"):  # FLAT on MUSE: template and forget answer continue the same prefix
+        assert yaml.safe_load(shipped[f"muse_{corpus}_flat_kl.yaml"])["text_prompt_tokens"] > 0
     for name in shipped:
         # bf16 needs a GPU; everything else (keys, loss parameters, batch divisibility on 1 and 8 GPUs) is checked here
-        for world in (1, 8) if "mini" not in name else (1,):
+        # the released-code set keeps its micro-batch of 16 (g*/f* act on each micro-batch's scalar): 1 to 4 GPUs
+        worlds = (1,) if "mini" in name else (1, 4) if name.endswith("_released.yaml") else (1, 8)
+        for world in worlds:
             _, (run, _model, data, args, train_args) = prepare(str(root / "recipes" / "unlearn" / name),
                                                                 ["--bf16", "false"], world)
             assert run.task == "unlearn" and train_args.output_dir.endswith(name[:-5])
@@ -271,3 +289,95 @@ def test_refusal_writer_generates_one_reply_per_request(tiny_model_path):
     write = unlearn_train.refusal_writer(tiny_model_path, QADataArgs())
     replies = write(["Who wrote Hamlet?", "Where is Paris?"])
     assert len(replies) == 2 and all(isinstance(r, str) and "\n" not in r for r in replies)
+
+
+def test_idk_dpo_reference_covers_every_template_the_run_draws(tmp_path, tiny_model_path, tiny_tokenizer, forget_rows):
+    """lr=0 over 3 epochs: the stored template references are the starting model's summed log-probs of exactly the
+    (index, template) pairs drawn in epochs 0..2, and every step's log-ratios are 0 (each row got its own value)."""
+    recipe = unlearn_recipe(tmp_path, "idk_dpo", loss="idk_dpo", divergence=None, beta=0.5, max_steps=None,
+                            num_train_epochs=3, global_batch_size=len(forget_rows),
+                            per_device_train_batch_size=len(forget_rows), learning_rate=0.0, logging_steps=1,
+                            save_final=False)
+    recipe.write_text(recipe.read_text().replace("max_steps: null\n", ""))
+    assert train_main([str(recipe)]) == 0
+    run = tmp_path / "runs" / "idk_dpo"
+    stored = json.loads((run / REFERENCE_FILE).read_text())
+    templates = load_templates("idk")
+    drawn = {(i, templates.index(sample_template(templates, 3, e, i))) for e in range(3) for i in range(len(forget_rows))}
+    assert {(i, t) for i, t, _ in stored["template_seq_logps"]} == drawn
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    for i, t, value in stored["template_seq_logps"][:3]:
+        p = answer_prob(model, tiny_tokenizer, forget_rows[i]["question"], templates[t])  # mean token prob
+        prompt = tiny_tokenizer.apply_chat_template([{"role": "user", "content": forget_rows[i]["question"]}],
+                                                    add_generation_prompt=True, tokenize=False)
+        ids = tiny_tokenizer(prompt + templates[t], add_special_tokens=False)["input_ids"] + [tiny_tokenizer.eos_token_id]
+        start = len(tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0].log_softmax(-1)
+        assert value == pytest.approx(sum(float(logp[k - 1, ids[k]]) for k in range(start, len(ids))), rel=1e-5)
+        assert 0 < p < 1
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert len(rows) == 3
+    for r in rows:
+        assert r["log_ratio_template"] == pytest.approx(0.0, abs=1e-4)
+        assert r["log_ratio_forget"] == pytest.approx(0.0, abs=1e-4)
+        assert r["loss"] == pytest.approx(2 / 0.5 * math.log(2), rel=1e-4)
+
+
+def test_frozen_prefix_copies_the_first_layers_and_leaves_the_model_whole(tiny_model_path):
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.unlearn.trainer import decoder_layers, frozen_prefix
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path)
+    frozen = frozen_prefix(model, 0)
+    assert len(decoder_layers(model)) == 2 and len(frozen.model.layers) == 1
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert all(p.requires_grad for p in model.parameters())
+    ids = torch.tensor([[5, 9, 2, 7]])
+    with torch.no_grad():
+        expected = model(input_ids=ids, output_hidden_states=True).hidden_states[1]  # the output of layer 0
+        got = stream_hidden(frozen, frozen.model.layers[0], {"x_input_ids": ids, "x_attention_mask": torch.ones_like(ids)},
+                            ["x"], False, 0)["x"]
+    assert torch.allclose(got, expected, atol=1e-6)
+    with pytest.raises(LlmkitError, match="layer: 2 is not a decoder layer"):
+        frozen_prefix(model, 2)
+
+
+def test_rmu_steers_one_layer_and_trains_only_the_chosen_matrix(tmp_path, tiny_model_path, tiny_tokenizer, forget_rows):
+    """The first step's logged distances are computed here from the starting model (retain: 0, forget: distance of
+    layer 0's output to c·u, the whole set in one batch); after training only layers.0.mlp.down_proj changed and
+    the forget distance fell."""
+    from transformers import AutoModelForCausalLM
+
+    from llmkit.unlearn.trainer import steering_direction
+
+    c = 4.0
+    recipe = unlearn_recipe(tmp_path, "rmu", loss="rmu", divergence=None, retain_config="retain90", layer=0,
+                            steering_coeff=c, alpha=1.0, trainable_params=r"model\.layers\.0\.mlp\.down_proj\.weight",
+                            global_batch_size=len(forget_rows), per_device_train_batch_size=len(forget_rows),
+                            max_steps=8, logging_steps=1, learning_rate=1e-2)
+    assert train_main([str(recipe)]) == 0
+    run = tmp_path / "runs" / "rmu"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    assert rows[0]["rmu_retain"] == pytest.approx(0.0, abs=1e-10)
+    assert rows[-1]["rmu_forget"] < rows[0]["rmu_forget"] and rows[-1]["rmu_retain"] > 0
+    start = AutoModelForCausalLM.from_pretrained(tiny_model_path).eval()
+    end = AutoModelForCausalLM.from_pretrained(str(run / "final")).state_dict()
+    changed = {k for k, v in start.state_dict().items() if not torch.equal(v, end[k])}
+    assert changed == {"model.layers.0.mlp.down_proj.weight"}
+    # step 1 saw the whole forget set: its distance is the mean of the per-example distances
+    dataset = unlearn_train.build_dataset(tiny_tokenizer, QADataArgs(dataset="tofu-mini", dataset_config="forget10"),
+                                          unlearn_train.UnlearnArgs(loss="rmu", layer=0, retain_config="retain90",
+                                                                    max_length=96), seed=3)
+    target = c * steering_direction(start.config.hidden_size, 3)
+    distances = []
+    for i in range(len(dataset)):
+        ids, labels = dataset[i]["forget_input_ids"], dataset[i]["forget_labels"]
+        with torch.no_grad():
+            h = start(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[1][0]  # [T, H]
+        keep = torch.tensor(labels) != -100
+        distances.append(float((h[keep] - target).pow(2).mean(-1).mean()))
+    assert rows[0]["rmu_forget"] == pytest.approx(sum(distances) / len(distances), rel=1e-5)

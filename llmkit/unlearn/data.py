@@ -17,7 +17,7 @@ import torch
 from llmkit.data import QADataArgs, prompt_text
 from llmkit.errors import LlmkitError
 from llmkit.evals.scoring import encode_pair
-from llmkit.unlearn.templates import sample_template
+from llmkit.unlearn.templates import template_choice
 
 IGNORE_INDEX = -100
 STREAMS = ("forget", "template", "retain")
@@ -94,8 +94,7 @@ class UnlearnDataset(torch.utils.data.Dataset):
         return encode_qa(self.tokenizer, example.prompt, example.answer if answer is None else answer,
                          self.max_length, self.add_special_tokens)
 
-    def _template(self, example: Example, index: int):
-        template = sample_template(self.templates, self.seed, self.epoch, index)
+    def _template(self, example: Example, template: str):
         if not example.window:
             return self._encode(example, answer=template)[:2]  # it fits whenever the forget answer did
         # Text: the window's context tokens, or just BOS, then the template as the continuation.
@@ -126,7 +125,9 @@ class UnlearnDataset(torch.utils.data.Dataset):
         if "forget" in self.streams:
             item["forget_input_ids"], item["forget_labels"] = ids, labels
         if "template" in self.streams:
-            item["template_input_ids"], item["template_labels"] = self._template(example, index)
+            choice = template_choice(len(self.templates), self.seed, self.epoch, index)
+            item["template_id"] = choice
+            item["template_input_ids"], item["template_labels"] = self._template(example, self.templates[choice])
         if "retain" in self.streams:
             item["retain_input_ids"], item["retain_labels"] = self._retain(index)
         return item
@@ -135,6 +136,18 @@ class UnlearnDataset(torch.utils.data.Dataset):
         """The forget sequences alone, in index order (for reference log-probs)."""
         return [{"index": i, "forget_input_ids": ids, "forget_labels": labels}
                 for i, (_, ids, labels) in enumerate(self.forget)]
+
+    def template_features(self, epochs: int) -> list[dict]:
+        """The template sequences of epochs 0..epochs-1, each distinct (index, template_id) pair once, in index order
+        (for reference log-probs: a template's reference value depends on its prompt and its text)."""
+        features = []
+        for i, (example, _, _) in enumerate(self.forget):
+            choices = sorted({template_choice(len(self.templates), self.seed, e, i) for e in range(epochs)})
+            for choice in choices:
+                ids, labels = self._template(example, self.templates[choice])
+                features.append({"index": i, "template_id": choice, "template_input_ids": ids,
+                                 "template_labels": labels})
+        return features
 
 
 @dataclass
@@ -145,6 +158,8 @@ class UnlearnCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         batch = {"index": torch.tensor([f["index"] for f in features], dtype=torch.long)}
+        if "template_id" in features[0]:
+            batch["template_id"] = torch.tensor([f["template_id"] for f in features], dtype=torch.long)
         for stream in STREAMS:
             if f"{stream}_input_ids" not in features[0]:
                 continue

@@ -5,9 +5,10 @@ Every loss here needs only log p(label token), never the full logits, so the tra
 
 Calling contract for the trainer: `spec = get_loss(name)`; for each stream s in spec.needs ∩ {forget,
 template, retain} pass `{s}_logps` [B, T-1] and `{s}_mask` [B, T-1] from `token_logps`; if "reference"
-is in spec.needs also pass `ref_forget_seq_logps` [B] (the frozen reference model's `sequence_logps` on the
-forget batch, precomputable once); hyperparameters go in as keywords. Every loss returns
-`(loss, parts)`: a scalar tensor and a dict of detached scalar tensors to log.
+is in spec.needs also pass `ref_{s}_seq_logps` [B] for each of forget/template that the function takes (the frozen
+starting model's `sequence_logps` on that batch, precomputable once); hyperparameters go in as keywords.
+A spec with "activations" in its needs (RMU) takes hidden states instead of log-probs, see `rmu`.
+Every loss returns `(loss, parts)`: a scalar tensor and a dict of detached scalar tensors to log.
 """
 
 import math
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from llmkit.errors import LlmkitError, did_you_mean
 
 IGNORE_INDEX = -100
+# FLAT reduction="reference": the released TOFU pipeline pads every sequence to 500 tokens (locuslab/tofu forget.py).
+REFERENCE_PADDED_LENGTH = 500
 # Upcasting one chunk at a time bounds the float32 copy to 128 MiB whatever the vocabulary and batch.
 _CHUNK_ELEMENTS = 2**25
 
@@ -108,7 +111,7 @@ def flat(
     *,
     divergence: str = "kl",
     reduction: str = "paper",
-    padded_length: int | None = None,
+    padded_length: int = REFERENCE_PADDED_LENGTH,
 ):
     """FLAT: loss = −g*(P_e) + f*(g*(P_f)), the negated variational bound of D_f(P_e ‖ P_f).
 
@@ -117,9 +120,10 @@ def flat(
     P is an answer-token probability (probability, not log-probability, as in the paper and its code):
       reduction="paper":     P_b = (1/|y_b|) Σ_t p_t per example [B]; loss = mean_b(−g*(P_e,b) + f*(g*(P_f,b))).
       reduction="reference": the released code (UCSC-REAL/FLAT dataloader.py, ProbLossStable + mean):
-                             P = Σ_b Σ_t p_t / (B·(L−1)), one scalar per batch with L = padded_length (500 in
-                             the TOFU pipeline; None = this batch's own length), then g*/f* on that scalar.
-                             Pads are never materialised: they only add zeros to the sum.
+                             P = Σ_b Σ_t p_t / (B·(L−1)), one scalar per batch with L = padded_length (default
+                             500, the TOFU pipeline's; the HP pipeline used 1024), then g*/f* on that scalar.
+                             Pads are never materialised: they only add zeros to the sum; a batch longer than
+                             L is an error, since the released code would have cut it.
     Divergences (f-GAN g*, f*∘g*): see DIVERGENCES. dL/dP_e < 0 and dL/dP_f > 0 for all of them.
     Parts: p_forget, p_template (the P fed to g*/f*, batch-averaged), term_template = −g*(P_e), term_forget = f*(g*(P_f)).
     Reference: Wang et al., "LLM Unlearning via Loss Adjustment with only Forget Data", ICLR 2025, arXiv 2410.11143.
@@ -140,12 +144,12 @@ def flat(
     return term_template + term_forget, {k: v.detach() for k, v in parts.items()}
 
 
-def _reference_prob(logps: torch.Tensor, mask: torch.Tensor, padded_length: int | None) -> torch.Tensor:
+def _reference_prob(logps: torch.Tensor, mask: torch.Tensor, padded_length: int) -> torch.Tensor:
     B, positions = logps.shape
-    L = positions + 1 if padded_length is None else padded_length
-    if positions + 1 > L:
-        raise LlmkitError(f"padded_length: {L} is shorter than a batch of {positions + 1} tokens")
-    return (logps.exp() * mask).sum() / (B * (L - 1))  # [B, T-1] → scalar
+    if positions + 1 > padded_length:
+        raise LlmkitError(f"padded_length: {padded_length} is shorter than a batch of {positions + 1} tokens; "
+                          f"set padded_length to the max_length the sequences are padded to")
+    return (logps.exp() * mask).sum() / (B * (padded_length - 1))  # [B, T-1] → scalar
 
 
 def grad_ascent(forget_logps: torch.Tensor, forget_mask: torch.Tensor):
@@ -234,6 +238,75 @@ def idk_sft(template_logps, template_mask, *, retain_logps=None, retain_mask=Non
     return _with_retain(nll_template, {"nll_template": nll_template.detach()}, retain_logps, retain_mask, alpha)
 
 
+def idk_dpo(
+    forget_logps,
+    forget_mask,
+    template_logps,
+    template_mask,
+    ref_forget_seq_logps,
+    ref_template_seq_logps,
+    *,
+    beta: float = 0.1,
+    gamma: float = 1.0,
+    retain_logps=None,
+    retain_mask=None,
+    alpha: float = 1.0,
+):
+    """IdkDPO: DPO with the template (refusal) preferred and the forget answer rejected, against the frozen start:
+    loss = −(2/β)·mean_b log σ(β·(r_e,b − r_f,b)), times γ (+ α·NLL(retain)); r = log π_θ(y|x) − log π_ref(y|x)
+    with summed answer log-probs, as open-unlearning's DPO trainer computes it (the 2/β scale included).
+
+    Needs: forget and template batches for the same prompts, and the starting model's `sequence_logps` on both
+    (ref_forget_seq_logps, ref_template_seq_logps [B]); the `idk_dpo_rt` entry also needs retain data.
+    Parts: dpo_forget (the unweighted term), log_ratio_template, log_ratio_forget (batch means), nll_retain.
+    Reference: Rafailov et al., "Direct Preference Optimization", NeurIPS 2023; the IDK pairing as in TOFU
+    (Maini et al., arXiv 2401.06121) and open-unlearning's IdkDPO.
+    """
+    _answer_lengths(forget_mask, "forget")
+    _answer_lengths(template_mask, "template")
+    ratio_forget = sequence_logps(forget_logps, forget_mask) - ref_forget_seq_logps  # [B]
+    ratio_template = sequence_logps(template_logps, template_mask) - ref_template_seq_logps  # [B]
+    term = -(2.0 / beta) * F.logsigmoid(beta * (ratio_template - ratio_forget)).mean()
+    parts = {"dpo_forget": term.detach(), "log_ratio_template": ratio_template.mean().detach(),
+             "log_ratio_forget": ratio_forget.mean().detach()}
+    return _with_retain(gamma * term, parts, retain_logps, retain_mask, alpha)
+
+
+def _activation_distance(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, stream: str) -> torch.Tensor:
+    """mean_b [ (1/n_b) Σ_{t: mask} mean_h (hidden − target)² ]; hidden [B, T, H], target broadcastable, mask [B, T]."""
+    n = _answer_lengths(mask, stream)
+    per_token = (hidden.float() - target.float()).pow(2).mean(-1)  # [B, T]
+    return ((per_token * mask).sum(-1) / n).mean()
+
+
+def rmu(
+    forget_hidden,
+    forget_mask,
+    retain_hidden,
+    retain_frozen_hidden,
+    retain_mask,
+    steering,
+    *,
+    steering_coeff: float = 20.0,
+    gamma: float = 1.0,
+    alpha: float = 1.0,
+):
+    """RMU: loss = γ·d(h_θ(forget), c·u) + α·d(h_θ(retain), h_start(retain)), h = one decoder layer's output.
+
+    d(a, b) = per-example mean over answer tokens of the mean squared difference over the hidden size, averaged
+    over the batch (open-unlearning's masked activation loss); u is a fixed random unit vector, c = steering_coeff.
+    Needs: forget and retain data, and "activations": the trainer passes hidden states [B, T, H] of the trained
+    model (forget_hidden, retain_hidden) and of the frozen starting model (retain_frozen_hidden), the answer masks
+    [B, T] (labels != -100, unshifted: a position's own token) and `steering` = u [H].
+    Parts: rmu_forget, rmu_retain (the two unweighted distances).
+    Reference: Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use With Unlearning", ICML 2024.
+    """
+    forget_term = _activation_distance(forget_hidden, steering_coeff * steering, forget_mask, "forget")
+    retain_term = _activation_distance(retain_hidden, retain_frozen_hidden.detach(), retain_mask, "retain")
+    parts = {"rmu_forget": forget_term.detach(), "rmu_retain": retain_term.detach()}
+    return gamma * forget_term + alpha * retain_term, parts
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """A loss function and the data streams the trainer must load for it."""
@@ -277,4 +350,7 @@ LOSSES = {
     "simnpo_rt": LossSpec(simnpo, frozenset({"forget", "retain"})),
     "idk_sft": LossSpec(idk_sft, frozenset({"template"})),
     "idk_sft_rt": LossSpec(idk_sft, frozenset({"template", "retain"})),
+    "idk_dpo": LossSpec(idk_dpo, frozenset({"forget", "template", "reference"})),
+    "idk_dpo_rt": LossSpec(idk_dpo, frozenset({"forget", "template", "retain", "reference"})),
+    "rmu": LossSpec(rmu, frozenset({"forget", "retain", "activations"})),
 }

@@ -1,11 +1,15 @@
-"""Template answers (y_e) for FLAT and IDK fine-tuning: bundled lists, a user file, or a model's generations."""
+"""Template answers (y_e) for FLAT and the IDK baselines: bundled lists, a user file, a hub dataset of line files,
+or a model's generations."""
 
 import difflib
+import json
 import random
 import re
 from importlib.resources import files
 from pathlib import Path
 from typing import Callable
+
+from huggingface_hub import hf_hub_download, snapshot_download
 
 from llmkit.errors import LlmkitError
 
@@ -26,13 +30,16 @@ def load_templates(
     questions: list[str] | None = None,
     prompt: str = IDK_PROMPT,
 ) -> list[str]:
-    """Templates from a bundled list ("idk", "copyright"), a UTF-8 file with one per line, or "generate"."""
+    """Templates from a bundled list ("idk", "copyright"), a UTF-8 file with one per line, a hub dataset
+    ("owner/name": its .txt and .jsonl files, "owner/name:path": one file; one template per line), or "generate"."""
     if source == GENERATE:
         if generate_fn is None or not questions:
             raise LlmkitError("templates: 'generate' needs a model to generate with and the forget questions")
         return generate_templates(generate_fn, [prompt.format(question=q) for q in questions])
     if source in BUNDLED:
         lines = (files("llmkit") / "assets" / "templates" / BUNDLED[source]).read_text("utf-8").splitlines()
+    elif not Path(source).is_file() and _HUB_ID.fullmatch(source):
+        lines = [_unquote(line) for line in _hub_lines(source)]
     else:
         path = Path(source)
         if not path.is_file():
@@ -44,6 +51,39 @@ def load_templates(
     if not templates:
         raise LlmkitError(f"templates: {source} has no non-empty line")
     return templates
+
+
+# owner/name or owner/name:path/in/repo; a path that exists locally is read as a file first.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(?::.+)?")
+
+
+def _hub_lines(source: str) -> list[str]:
+    """The lines of a hub dataset's .txt/.jsonl files (sorted by name), or of the one file after ':'."""
+    repo_id, _, filename = source.partition(":")
+    try:
+        if filename:
+            paths = [Path(hf_hub_download(repo_id=repo_id, filename=filename, repo_type="dataset"))]
+        else:
+            root = Path(snapshot_download(repo_id=repo_id, repo_type="dataset", allow_patterns=["*.txt", "*.jsonl"]))
+            paths = sorted(p for p in root.rglob("*") if p.suffix in {".txt", ".jsonl"})
+    except Exception as err:  # offline, unknown repo or file: one line, whatever huggingface_hub raised
+        raise LlmkitError(f"template_source: {source!r} is no local file, and as a hub dataset it could not be loaded "
+                          f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
+    if not paths:
+        raise LlmkitError(f"template_source: hub dataset {repo_id!r} has no .txt or .jsonl file")
+    return [line for path in paths for line in path.read_text("utf-8").splitlines()]
+
+
+def _unquote(line: str) -> str:
+    """A .jsonl line that is a JSON string is decoded; any other line is the template itself."""
+    line = line.strip()
+    if line.startswith('"'):
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return line
+        return value if isinstance(value, str) else line
+    return line
 
 
 def generate_templates(generate_fn: Callable[[list[str]], list[str]], prompts: list[str]) -> list[str]:
@@ -60,10 +100,16 @@ def generate_templates(generate_fn: Callable[[list[str]], list[str]], prompts: l
     return templates
 
 
-def sample_template(templates: list[str], seed: int, epoch: int, index: int) -> str:
-    """The template for example `index` in `epoch`: fixed by (seed, epoch, index), re-drawn every epoch."""
+def template_choice(count: int, seed: int, epoch: int, index: int) -> int:
+    """The position, among `count` templates, of example `index`'s template in `epoch`: fixed by (seed, epoch,
+    index), re-drawn every epoch."""
     # A string seed is hashed with SHA-512 by `random`, so the draw is the same in every process and worker.
-    return templates[random.Random(f"{seed}/{epoch}/{index}").randrange(len(templates))]
+    return random.Random(f"{seed}/{epoch}/{index}").randrange(count)
+
+
+def sample_template(templates: list[str], seed: int, epoch: int, index: int) -> str:
+    """The template for example `index` in `epoch` (see `template_choice`)."""
+    return templates[template_choice(len(templates), seed, epoch, index)]
 
 
 BUNDLED = {"idk": "idk.txt", "copyright": "copyright_refusal.txt"}

@@ -1,12 +1,14 @@
 """The unlearning step (`task: unlearn`): FLAT or a baseline on a forget set (TOFU QA or MUSE raw text).
 
 Only the data a loss `needs` is loaded: FLAT reads the forget split and template answers, never a retain split,
-and no loss loads a second model (NPO's reference log-probs come from the starting model, see trainer.py).
+and no loss loads a second model (the reference log-probs of NPO and IdkDPO come from the starting model; RMU
+copies the starting model's first layers in memory, see trainer.py).
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 
 from transformers import set_seed
@@ -15,12 +17,12 @@ from llmkit.data import QADataArgs, load_split, prompt_text
 from llmkit.models import ModelArgs, load_causal_lm, load_tokenizer
 from llmkit.unlearn.data import Example, UnlearnCollator, UnlearnDataset, qa_examples, report, text_windows
 from llmkit.errors import LlmkitError
-from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, get_loss, require_known
+from llmkit.unlearn.losses import DIVERGENCES, LOSSES, REDUCTIONS, REFERENCE_PADDED_LENGTH, get_loss, require_known
 from llmkit.unlearn.templates import GENERATE, IDK_PROMPT, load_templates
 from llmkit.unlearn.trainer import UnlearnTrainer, UnlearnTrainingArguments
 
 # Loss hyperparameters a recipe may set; each is passed only to losses whose signature takes it.
-HYPERPARAMETERS = ("divergence", "reduction", "padded_length", "beta", "alpha", "gamma", "delta")
+HYPERPARAMETERS = ("divergence", "reduction", "padded_length", "beta", "alpha", "gamma", "delta", "steering_coeff")
 
 
 @dataclass
@@ -33,18 +35,25 @@ class UnlearnArgs:
     loss: str = field(default="flat", metadata={"help": "a LOSSES name: flat, grad_ascent, grad_diff, npo, ..."})
     divergence: str | None = field(default=None, metadata={"help": "flat: kl | js | tv | pearson (| jeffrey)"})
     reduction: str | None = field(default=None, metadata={"help": "flat: paper | reference"})
-    padded_length: int | None = field(default=None, metadata={"help": "flat reduction=reference: the padded L"})
+    padded_length: int | None = field(default=None, metadata={
+        "help": "flat reduction=reference: the length L the released code pads to (default 500, TOFU's)"})
     beta: float | None = field(default=None, metadata={"help": "npo / simnpo temperature"})
     alpha: float | None = field(default=None, metadata={"help": "weight of the retain NLL"})
     gamma: float | None = field(default=None, metadata={"help": "weight of the forget term"})
     delta: float | None = field(default=None, metadata={"help": "simnpo margin"})
+    steering_coeff: float | None = field(default=None, metadata={"help": "rmu: length of the random target vector"})
+    layer: int | None = field(default=None, metadata={
+        "help": "rmu: the decoder layer (0-based) whose output is steered; WMDP and open-unlearning use 7"})
+    trainable_params: str | None = field(default=None, metadata={
+        "help": "regex (full match) of the parameter names to train, the rest frozen; default: all"})
     data_format: str = field(default="qa", metadata={"help": "qa (question/answer rows) | text (raw corpus)"})
     text_key: str = field(default="text", metadata={"help": "data_format=text: the text column"})
     text_prompt_tokens: int = field(
         default=0, metadata={"help": "data_format=text: leading window tokens kept as context (no loss), and "
                                      "the context the template continues"})
     template_source: str = field(default="idk", metadata={
-        "help": "idk | copyright | PATH (one template per line) | generate (a model refuses each forget question)"})
+        "help": "idk | copyright | PATH (one template per line) | OWNER/NAME[:FILE] (a hub dataset's .txt/.jsonl line "
+                "files, e.g. open-unlearning/idk, TOFU's refusal list) | generate (a model refuses each forget question)"})
     template_model: str | None = field(default=None, metadata={
         "help": "template_source=generate: the model that writes the refusals (default: the model being unlearned)"})
     template_prompt: str = field(default=IDK_PROMPT, metadata={
@@ -70,6 +79,20 @@ class UnlearnArgs:
             raise ValueError(f"{unused[0]} is not a parameter of loss {self.loss!r} (it takes {', '.join(accepted) or 'none'})")
         if "retain" in LOSSES[self.loss].needs and not self.retain_config:
             raise ValueError(f"loss {self.loss!r} needs retain data: set retain_config")
+        padded = self.padded_length or REFERENCE_PADDED_LENGTH
+        if self.reduction == "reference" and self.max_length > padded:
+            raise ValueError(f"padded_length: {padded} is shorter than max_length {self.max_length}; reduction "
+                             "'reference' divides by the length the sequences are padded to")
+        steers = "activations" in LOSSES[self.loss].needs
+        if steers and self.layer is None:
+            raise ValueError(f"loss {self.loss!r} needs layer: the decoder layer whose output it steers")
+        if not steers and self.layer is not None:
+            raise ValueError(f"layer is a parameter of rmu, not of loss {self.loss!r}")
+        if self.trainable_params is not None:
+            try:
+                re.compile(self.trainable_params)
+            except re.error as err:
+                raise ValueError(f"trainable_params: {err}") from None
 
     def loss_kwargs(self) -> dict:
         """The hyperparameters set in the recipe; unset ones keep the loss function's defaults."""
@@ -93,6 +116,16 @@ def load_examples(tokenizer, data_args: QADataArgs, args: UnlearnArgs, dataset: 
         return [Example(window=w) for w in windows]
     rows = load_split(dataset, config, split, columns=(data_args.question_key, data_args.answer_key))
     return qa_examples(tokenizer, rows, data_args)
+
+
+def freeze_except(model, pattern: str) -> None:
+    """Train only the parameters whose names fully match `pattern` (RMU trains a few MLP matrices)."""
+    names = [name for name, p in model.named_parameters() if p.requires_grad]
+    chosen = {name for name in names if re.fullmatch(pattern, name)}
+    if not chosen:
+        raise LlmkitError(f"trainable_params: {pattern!r} matches no trainable parameter, e.g. {names[0]!r}")
+    for name, p in model.named_parameters():
+        p.requires_grad_(name in chosen)
 
 
 def refusal_writer(model_path: str, data_args: QADataArgs):
@@ -147,9 +180,12 @@ def train(run, model_args: ModelArgs, data_args: QADataArgs, args: UnlearnArgs,
     # model: seeded first, since get_peft_model draws LoRA's A matrices before Trainer seeds anything
     set_seed(train_args.seed)
     model = load_causal_lm(model_args)
+    if args.trainable_params is not None:
+        freeze_except(model, args.trainable_params)
     # trainer
     trainer = UnlearnTrainer(model=model, args=train_args, train_dataset=dataset,
                              data_collator=UnlearnCollator(tokenizer.pad_token_id), processing_class=tokenizer,
-                             callbacks=session.callbacks(), loss_name=args.loss, loss_kwargs=args.loss_kwargs())
+                             callbacks=session.callbacks(), loss_name=args.loss, loss_kwargs=args.loss_kwargs(),
+                             layer=args.layer)
     # train → save
     session.train(trainer, tokenizer, merge_lora=model_args.merge_lora)
