@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from llmkit import plan
 from llmkit.errors import LlmkitError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "recipes" / "accelerate"
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--main_process_ip", default=None)
     parser.add_argument("--main_process_port", type=int, default=None,
                         help="default: a free port on a single machine, 29500 across machines")
-    parser.add_argument("--dry_run", action="store_true", help="validate and print the command, run nothing")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="validate, print the plan, memory per GPU and the command; run nothing (works without GPUs)")
+    parser.add_argument("--gpu_memory_gb", type=float, default=80.0, help="--dry_run warns above this memory per GPU")
     return parser
 
 
@@ -85,11 +88,13 @@ def main(argv: list[str]) -> int:
 
     from llmkit.train import prepare
 
-    prepare(opts.recipe, overrides, world=opts.num_processes)
+    extra, deferred = plan.login_node_overrides(opts.recipe, overrides) if opts.dry_run else ([], [])
+    _, instances = prepare(opts.recipe, overrides + extra, world=opts.num_processes)
     cmd, env = launch_command(opts, overrides)
     printable = " ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "") + shlex.join(cmd)
-    print(f"llmkit: {printable}", file=sys.stderr, flush=True)
     if opts.dry_run:
+        plan.print_dry_run(opts, instances, deferred, printable)
         return 0
+    print(f"llmkit: {printable}", file=sys.stderr, flush=True)
     executable = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
     return subprocess.run([executable, *cmd[1:]], env=os.environ | env).returncode

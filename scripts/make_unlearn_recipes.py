@@ -14,9 +14,9 @@ MODELS = {
     # TOFU's own model; prompt tags as in locuslab/tofu config/model_config.yaml; TOFU pads to 500 tokens.
     "": dict(model_name_or_path="runs/tofu_full_llama2_7b_chat/final", prompt_format="tags",
              question_start_tag="[INST] ", question_end_tag=" [/INST]", answer_tag="", max_length=500,
-             per_device_train_batch_size=4, gradient_checkpointing=True),
+             per_device_train_batch_size=4, activation_checkpointing=True),
     "_llama32_1b": dict(model_name_or_path="runs/tofu_full_llama32_1b_instruct/final", prompt_format="chat",
-                        max_length=512, per_device_train_batch_size=4, gradient_checkpointing=False),
+                        max_length=512, per_device_train_batch_size=4, activation_checkpointing=False),
 }
 SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 # FLAT: UCSC-REAL/FLAT config/forget.yaml (lr 1e-5, 5 epochs, wd 0.01, ~1 epoch warm-up); the paper's default
@@ -42,7 +42,7 @@ MUSE = {
 MUSE_COMMON = dict(dataset_config="raw", dataset_split="forget", data_format="text", max_length=2048,
                    global_batch_size=32, per_device_train_batch_size=4, num_train_epochs=10, learning_rate=1.0e-5,
                    lr_scheduler_type="constant", optim="adamw_torch", weight_decay=0.0, dtype="bfloat16", bf16=True,
-                   gradient_checkpointing=True, seed=42, logging_steps=1, save_strategy="epoch", save_only_model=True)
+                   activation_checkpointing=True, seed=42, logging_steps=1, save_strategy="epoch", save_only_model=True)
 MUSE_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper"), "npo": dict(loss="npo", beta=0.1)}
 # The demo: the tiny target that recipes/finetune/tofu_mini_full.yaml writes; the demo overrides the paths.
 # lr 2e-4 over 5 epochs traces the forget/utility trade-off one checkpoint at a time; at 1e-3 both methods
@@ -50,7 +50,7 @@ MUSE_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper")
 TINY = dict(model_name_or_path="runs/demo/tofu_mini_full/final", dtype="float32", dataset="tofu-mini",
             dataset_config="forget10", prompt_format="chat", max_length=128, global_batch_size=12,
             per_device_train_batch_size=12, num_train_epochs=5, learning_rate=2.0e-4, weight_decay=0.0,
-            lr_scheduler_type="constant", optim="adamw_torch", bf16=False, gradient_checkpointing=False, seed=42,
+            lr_scheduler_type="constant", optim="adamw_torch", bf16=False, activation_checkpointing=False, seed=42,
             logging_steps=1, save_strategy="epoch", save_only_model=True)
 TINY_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper", template_source="idk"),
                 "grad_ascent": dict(loss="grad_ascent")}
@@ -61,7 +61,7 @@ SECTIONS = {
              "question_end_tag", "answer_tag", "max_length", "template_source", "retain_config"),
     "method": ("loss", "divergence", "reduction", "beta", "gamma", "alpha"),
     "training": ("global_batch_size", "per_device_train_batch_size", "num_train_epochs", "learning_rate",
-                 "weight_decay", "lr_scheduler_type", "warmup_steps", "optim", "bf16", "gradient_checkpointing",
+                 "weight_decay", "lr_scheduler_type", "warmup_steps", "optim", "bf16", "activation_checkpointing",
                  "seed"),
     "logging and checkpoints": ("logging_steps", "save_strategy", "save_only_model"),
 }

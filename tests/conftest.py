@@ -43,7 +43,7 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
         "learning_rate": 3e-3,
         "lr_scheduler_type": "linear",
         "bf16": False,
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
         "logging_steps": 1,
         "save_strategy": "no",
         "seed": 7,
