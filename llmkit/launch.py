@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="default: a free port on a single machine, 29500 across machines")
     parser.add_argument("--dry_run", action="store_true",
                         help="validate, print the plan, memory per GPU and the command; run nothing (works without GPUs)")
-    parser.add_argument("--gpu_memory_gb", type=float, default=80.0, help="--dry_run warns above this memory per GPU")
+    parser.add_argument("--gpu_memory_gb", type=float, default=80.0,
+                        help="--dry_run warns above this memory per GPU, in GiB (which accelerate prints as GB)")
     return parser
 
 

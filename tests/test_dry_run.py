@@ -79,3 +79,19 @@ def test_a_real_error_still_fails_in_one_line_on_a_login_node(tmp_path, capsys):
     assert cli_main(["train", str(recipe), "--dry_run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "At most one of fp16 and bf16" in err
+
+
+def test_tf32_and_flash_attention_are_left_to_the_gpu_node(tmp_path, capsys):
+    recipe = finetune_recipe(tmp_path, bf16=True, tf32=True, attn_implementation="flash_attention_2")
+    assert cli_main(["train", str(recipe), "--dry_run"]) == 0
+    gpu_only = [line.removeprefix("llmkit: checked on the GPU node only: ").split(":")[0]
+                for line in capsys.readouterr().err.splitlines() if "checked on the GPU node only" in line]
+    assert gpu_only == ["bf16", "tf32", "attn_implementation flash_attention_2"]
+
+
+def test_memory_above_the_gpu_is_a_warning_not_an_error(tmp_path, capsys):
+    recipe = finetune_recipe(tmp_path)
+    assert cli_main(["train", str(recipe), "--dry_run"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert cli_main(["train", str(recipe), "--dry_run", "--gpu_memory_gb", "0.001"]) == 0
+    assert "is above --gpu_memory_gb 0.001" in plan_value(capsys.readouterr().err, "llmkit: warning: ")
