@@ -81,7 +81,7 @@ def launch_command(opts: argparse.Namespace, overrides: list[str]) -> tuple[list
 def main(argv: list[str]) -> int:
     opts, overrides = _parser().parse_known_args(argv)
     opts.num_processes = opts.num_processes or default_num_processes()
-    if opts.accelerate == "fsdp" and opts.num_processes > 1:
+    if opts.accelerate == "fsdp" and opts.num_processes > 1 and not opts.dry_run:
         import torch
 
         if not torch.cuda.is_available():

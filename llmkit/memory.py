@@ -11,32 +11,41 @@ checkpointed, plus the fp32 logits s·b·V·4.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
-from llmkit.errors import LlmkitError
+from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.plan import GIB, sequence_length
 
 STAND_IN = "llama"  # the tiny preset whose config stands in when the real one cannot be read here
 
 
-def model_config(model_args) -> tuple[object, str]:
-    """(config, where it came from); the tiny llama config, said so, when the real one is not reachable."""
-    from transformers import AutoConfig, LlamaConfig
+def model_config(model_args) -> tuple[object, str, bool]:
+    """(config, where it came from, whether it stands in): the tiny llama config, said so, when the real one is not
+    reachable."""
+    from transformers import AutoConfig
+
+    name = model_args.model_name_or_path
+    if not name.startswith("tiny:"):
+        try:
+            return AutoConfig.from_pretrained(name, trust_remote_code=model_args.trust_remote_code), name, False
+        except (OSError, ValueError) as err:
+            reason = str(err).splitlines()[0].split(". ")[0].rstrip(".")
+            source = f"tiny:{STAND_IN} standing in for {name}, whose config is not reachable here ({reason})"
+            return tiny_config(STAND_IN), source, True
+    return tiny_config(name.removeprefix("tiny:")), name, False
+
+
+def tiny_config(preset: str):
+    """The config of a tiny preset, without building its tokenizer or weights."""
+    from transformers import LlamaConfig
 
     from llmkit.tiny import PRESETS, VOCAB_SIZE
 
-    name = model_args.model_name_or_path
-    preset = name.removeprefix("tiny:") if name.startswith("tiny:") else None
-    if preset is None:
-        try:
-            return AutoConfig.from_pretrained(name, trust_remote_code=model_args.trust_remote_code), name
-        except (OSError, ValueError) as err:
-            reason = str(err).splitlines()[0].split(". ")[0].rstrip(".")
-            preset, name = STAND_IN, f"tiny:{STAND_IN} standing in for {name}, whose config is not reachable here ({reason})"
     if preset not in PRESETS:
-        raise LlmkitError(f"model_name_or_path: unknown tiny preset {preset!r}")
-    return LlamaConfig(vocab_size=VOCAB_SIZE, tie_word_embeddings=True, **PRESETS[preset]), name
+        raise LlmkitError(f"model_name_or_path: unknown tiny preset {preset!r}{did_you_mean(preset, PRESETS)}")
+    return LlamaConfig(vocab_size=VOCAB_SIZE, tie_word_embeddings=True, **PRESETS[preset])
 
 
 @dataclass
@@ -106,8 +115,15 @@ def memory_lines(instances: tuple, preset: str, world: int, machines: int, gpu_m
 
     model_args = next(obj for obj in instances if hasattr(obj, "model_name_or_path"))
     train_args = instances[-1]
-    config, source = model_config(model_args)
-    counts = parameter_counts(config, model_args)
+    config, source, stand_in = model_config(model_args)
+    try:
+        counts = parameter_counts(config, model_args)
+    except LlmkitError:
+        if not stand_in:
+            raise
+        # the stand-in's module names are Llama's, not the real model's: no verdict on the targets from it
+        counts = parameter_counts(config, dataclasses.replace(model_args, use_peft=False))
+        source += "; LoRA targets are checked once the model's config is readable"
     bf16 = bool(train_args.bf16)
     states, estimator = model_states_bytes(counts, preset, world, machines, bf16)
     # An embedder's GradCache loss runs the encoder on chunks of mini_batch_size with no graph kept between chunks.

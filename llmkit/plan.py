@@ -49,6 +49,8 @@ def hardware_lines(deferred: list[str], world: int, preset: str, cuda: bool) -> 
     lines = list(deferred)
     if not cuda and world > 1:
         lines.append(f"NCCL: the process group over {world} GPUs")
+    if not cuda and preset == "fsdp":
+        lines.append("FSDP: accelerate runs it on GPUs only")
     if not cuda and preset in ("zero2", "zero3"):
         lines.append(f"DeepSpeed ({preset}): its CUDA ops (fused Adam) build on first use")
     return [f"llmkit: checked on the GPU node only: {line}" for line in lines]

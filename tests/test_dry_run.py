@@ -95,3 +95,21 @@ def test_memory_above_the_gpu_is_a_warning_not_an_error(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     assert cli_main(["train", str(recipe), "--dry_run", "--gpu_memory_gb", "0.001"]) == 0
     assert "is above --gpu_memory_gb 0.001" in plan_value(capsys.readouterr().err, "llmkit: warning: ")
+
+
+def test_fsdp_is_checked_on_the_gpu_node_only(tmp_path, capsys):
+    recipe = finetune_recipe(tmp_path, global_batch_size=16)
+    assert cli_main(["train", str(recipe), "--accelerate", "fsdp", "--num_processes", "2", "--dry_run"]) == 0
+    assert "llmkit: checked on the GPU node only: FSDP: accelerate runs it on GPUs only" in capsys.readouterr().err
+    # without --dry_run it still stops before launching, in one line
+    assert cli_main(["train", str(recipe), "--accelerate", "fsdp", "--num_processes", "2"]) == 2
+    assert "--accelerate fsdp needs GPUs" in capsys.readouterr().err
+
+
+def test_lora_targets_are_not_judged_on_the_stand_in_config(tmp_path, capsys):
+    """Phi-3 names its attention qkv_proj; the tiny Llama standing in for an unreachable config has no such module."""
+    recipe = finetune_recipe(tmp_path, model_name_or_path="microsoft/Phi-3-mini-4k-instruct", use_peft=True,
+                             lora_target_modules=["qkv_proj"])
+    assert cli_main(["train", str(recipe), "--dry_run"]) == 0
+    err = capsys.readouterr().err
+    assert "LoRA targets are checked once the model's config is readable" in err
