@@ -94,9 +94,9 @@ def optimizer_steps(rows: int | None, micro: int, world: int, accumulation: int,
     elif rows is None:
         return None
     else:
-        # each rank gets ceil(rows / world) rows (the distributed sampler pads), in batches of `micro`
-        per_rank = math.ceil(rows / world)
-        batches = per_rank // micro if train_args.dataloader_drop_last else math.ceil(per_rank / micro)
+        # accelerate deals the micro batches out to the ranks, the last round filled up (even_batches)
+        # unless dataloader_drop_last drops what does not make a full round
+        batches = rows // (micro * world) if train_args.dataloader_drop_last else math.ceil(rows / (micro * world))
         per_epoch = max(math.ceil(batches / accumulation), 1)
         total = math.ceil(train_args.num_train_epochs * per_epoch)
     return Steps(per_epoch, total, train_args.get_warmup_steps(total))

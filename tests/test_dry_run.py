@@ -113,3 +113,19 @@ def test_lora_targets_are_not_judged_on_the_stand_in_config(tmp_path, capsys):
     assert cli_main(["train", str(recipe), "--dry_run"]) == 0
     err = capsys.readouterr().err
     assert "LoRA targets are checked once the model's config is readable" in err
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_planned_steps_are_the_steps_the_trainer_takes(tmp_path, capsys, tiny_model_path, drop_last):
+    """30 rows in micro batches of 4: 8 batches, or 7 when the last, partial one is dropped."""
+    from llmkit.runs import read_metrics
+    from llmkit.train import main as train_main
+
+    recipe = finetune_recipe(tmp_path, dataset_config="forget05", global_batch_size=4, per_device_train_batch_size=4,
+                             max_steps=-1, num_train_epochs=1, dataloader_drop_last=drop_last, save_final=False)
+    assert cli_main(["train", str(recipe), "--dry_run"]) == 0
+    planned = plan_value(capsys.readouterr().err, "llmkit: plan: optimizer steps")
+    assert train_main([str(recipe)]) == 0
+    taken = read_metrics(tmp_path / "runs" / "recipe" / "metrics.jsonl")[-1]["step"]
+    assert taken == (7 if drop_last else 8)
+    assert planned == f"llmkit: plan: optimizer steps: {taken} per epoch (30 rows), {taken} in total"
