@@ -26,12 +26,15 @@ def model_config(model_args) -> tuple[object, str, bool]:
     reachable."""
     from transformers import AutoConfig
 
+    from llmkit.models import _looks_like_local_path
+
     name = model_args.model_name_or_path
     if not name.startswith("tiny:"):
         try:
             return AutoConfig.from_pretrained(name, trust_remote_code=model_args.trust_remote_code), name, False
         except (OSError, ValueError) as err:
-            reason = str(err).splitlines()[0].split(". ")[0].rstrip(".")
+            reason = ("a local folder that does not exist yet" if _looks_like_local_path(name)
+                      else str(err).splitlines()[0].split(". ")[0].rstrip("."))
             source = f"tiny:{STAND_IN} standing in for {name}, whose config is not reachable here ({reason})"
             return tiny_config(STAND_IN), source, True
     return tiny_config(name.removeprefix("tiny:")), name, False
