@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from llmkit import plan
 from llmkit.errors import LlmkitError
 from llmkit.procs import ERROR_DIR, PARENT_PID, first_error
 
@@ -42,7 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--main_process_ip", default=None)
     parser.add_argument("--main_process_port", type=int, default=None,
                         help="default: a free port on a single machine, 29500 across machines")
-    parser.add_argument("--dry_run", action="store_true", help="validate and print the command, run nothing")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="validate, print the plan, memory per GPU and the command; run nothing (works without GPUs)")
+    parser.add_argument("--gpu_memory_gb", type=float, default=80.0,
+                        help="--dry_run warns above this memory per GPU, in GiB (which accelerate prints as GB)")
     return parser
 
 
@@ -79,7 +83,7 @@ def launch_command(opts: argparse.Namespace, overrides: list[str]) -> tuple[list
 def main(argv: list[str]) -> int:
     opts, overrides = _parser().parse_known_args(argv)
     opts.num_processes = opts.num_processes or default_num_processes()
-    if opts.accelerate == "fsdp" and opts.num_processes > 1:
+    if opts.accelerate == "fsdp" and opts.num_processes > 1 and not opts.dry_run:
         import torch
 
         if not torch.cuda.is_available():
@@ -87,12 +91,15 @@ def main(argv: list[str]) -> int:
 
     from llmkit.train import check_paths, prepare
 
-    check_paths(prepare(opts.recipe, overrides, world=opts.num_processes)[1])
+    extra, deferred = plan.login_node_overrides(opts.recipe, overrides) if opts.dry_run else ([], [])
+    _, instances = prepare(opts.recipe, overrides + extra, world=opts.num_processes)
+    deferred += check_paths(instances, stage_outputs_may_be_missing=opts.dry_run)
     cmd, env = launch_command(opts, overrides)
     printable = " ".join(f"{k}={v}" for k, v in env.items()) + (" " if env else "") + shlex.join(cmd)
-    print(f"llmkit: {printable}", file=sys.stderr, flush=True)
     if opts.dry_run:
+        plan.print_dry_run(opts, instances, deferred, printable)
         return 0
+    print(f"llmkit: {printable}", file=sys.stderr, flush=True)
     return run_child([sys.executable, "-m", "llmkit.accelerate_child", *cmd[2:]], env)
 
 

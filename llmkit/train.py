@@ -100,14 +100,28 @@ def check_values(instances: tuple, source) -> None:
             check_dtype(obj.dtype)
 
 
-def check_paths(instances: tuple) -> None:
-    """Model folders and datasets that cannot load, found before launch (and by --dry_run) without a GPU."""
+def check_paths(instances: tuple, stage_outputs_may_be_missing: bool = False) -> list[str]:
+    """Model folders and datasets that cannot load, found before launch (and by --dry_run) without a GPU.
+
+    With `stage_outputs_may_be_missing` (a dry run on a login node), a model that an earlier stage writes
+    (`.../final`, `.../checkpoint-N`) and that does not exist yet is returned as a line to check later, not an error."""
+    later = []
     for obj in instances:
         if hasattr(obj, "model_name_or_path"):
+            path = Path(str(obj.model_name_or_path)).expanduser()
+            if stage_outputs_may_be_missing and not path.exists() and _is_stage_output(path):
+                later.append(f"model_name_or_path: {obj.model_name_or_path} does not exist yet (an earlier stage "
+                             "writes it); checked when the run starts")
+                continue
             check_model_dir(obj.model_name_or_path)
         if isinstance(obj, QADataArgs):
             for config in [obj.dataset_config, *(obj.extra_dataset_configs or [])]:
                 check_dataset(obj.dataset, config, obj.dataset_split)
+    return later
+
+
+def _is_stage_output(path: Path) -> bool:
+    return path.name == "final" or path.name.startswith("checkpoint-")
 
 
 def prepare(recipe_path: str, argv: list[str], world: int):

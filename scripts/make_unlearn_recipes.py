@@ -14,9 +14,9 @@ MODELS = {
     # TOFU's own model; prompt tags as in locuslab/tofu config/model_config.yaml; TOFU pads to 500 tokens.
     "": dict(model_name_or_path="runs/tofu_full_llama2_7b_chat/final", prompt_format="tags",
              question_start_tag="[INST] ", question_end_tag=" [/INST]", answer_tag="", max_length=500,
-             per_device_train_batch_size=4, gradient_checkpointing=True),
+             per_device_train_batch_size=4, activation_checkpointing=True),
     "_llama32_1b": dict(model_name_or_path="runs/tofu_full_llama32_1b_instruct/final", prompt_format="chat",
-                        max_length=512, per_device_train_batch_size=4, gradient_checkpointing=False),
+                        max_length=512, per_device_train_batch_size=4, activation_checkpointing=False),
 }
 SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 # FLAT: UCSC-REAL/FLAT config/forget.yaml (lr 1e-5, 5 epochs, wd 0.01, ~1 epoch warm-up); the paper's default
@@ -56,7 +56,7 @@ MUSE = {
 MUSE_COMMON = dict(dataset_config="raw", dataset_split="forget", data_format="text", max_length=2048,
                    global_batch_size=32, per_device_train_batch_size=4, num_train_epochs=10, learning_rate=1.0e-5,
                    lr_scheduler_type="constant", optim="adamw_torch", weight_decay=0.0, dtype="bfloat16", bf16=True,
-                   gradient_checkpointing=True, seed=42, logging_steps=1, save_strategy="epoch", save_only_model=True)
+                   activation_checkpointing=True, seed=42, logging_steps=1, save_strategy="epoch", save_only_model=True)
 # FLAT pairs a template and the forget answer under the same prompt: the first half of each window is the prompt
 # (context, no loss), the second half the forget answer, and the template a refusal after the same first half.
 # (The paper's MUSE text setup could not be read; this split mirrors VerbMem, which prompts with a prefix of D_f.)
@@ -69,7 +69,7 @@ MUSE_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper",
 TINY = dict(model_name_or_path="runs/demo/tofu_mini_full/final", dtype="float32", dataset="tofu-mini",
             dataset_config="forget10", prompt_format="chat", max_length=128, global_batch_size=12,
             per_device_train_batch_size=12, num_train_epochs=10, learning_rate=2.0e-4, weight_decay=0.0,
-            lr_scheduler_type="constant", optim="adamw_torch", bf16=False, gradient_checkpointing=False, seed=42,
+            lr_scheduler_type="constant", optim="adamw_torch", bf16=False, activation_checkpointing=False, seed=42,
             logging_steps=1, save_strategy="epoch", save_only_model=True)
 # The tiny model has 4 decoder layers: RMU steers the output of layer 1 and trains what can move it.
 TINY_METHODS = {"flat_kl": dict(loss="flat", divergence="kl", reduction="paper", template_source="idk"),
@@ -88,7 +88,7 @@ SECTIONS = {
     "method": ("loss", "divergence", "reduction", "padded_length", "beta", "gamma", "alpha", "steering_coeff", "layer",
                "trainable_params"),
     "training": ("global_batch_size", "per_device_train_batch_size", "num_train_epochs", "learning_rate",
-                 "weight_decay", "lr_scheduler_type", "warmup_steps", "optim", "bf16", "gradient_checkpointing",
+                 "weight_decay", "lr_scheduler_type", "warmup_steps", "optim", "bf16", "activation_checkpointing",
                  "seed"),
     "logging and checkpoints": ("logging_steps", "save_strategy", "save_only_model"),
 }

@@ -42,7 +42,7 @@ def finetune_recipe(tmp_path: Path, **overrides) -> Path:
         "max_steps": 4,
         "learning_rate": 3e-3,
         "lr_scheduler_type": "linear",
-        "gradient_checkpointing": False,
+        "activation_checkpointing": False,
     }
     return write_recipe(tmp_path, recipe | overrides)
 
