@@ -84,10 +84,12 @@ python3 scripts/bench/eval_speed.py --model "$OUT/llama/tofu_mini_full/final" --
 timed tofu_eval_hf_generate python3 -m llmkit.cli eval tofu_forget10 --model "$OUT/llama/tofu_mini_full/final" \
   --dataset tofu-mini --out "$OUT/eval" --force
 fi
-# Code paths the core section doesn't reach, in bf16 on the GPU: NPO (reference log-probs computed on the device),
-# FLAT with LoRA merged at the end, and the MUSE suite (VerbMem generation, KnowMem, PrivLeak Min-K% scoring).
+# Code paths the core section doesn't reach, in bf16 on the GPU: NPO and IdkDPO (reference log-probs computed on the
+# device), RMU (a frozen copy of the steered layers), FLAT with LoRA merged at the end, task: pretrain (packed
+# python-docs blocks, WSD schedule, eval_loss), and the MUSE suite (VerbMem generation, KnowMem, PrivLeak Min-K%).
 if [[ " $SECTIONS " == *" paths "* ]]; then
-  for run in "npo grad_ascent --loss npo" "flat_lora flat_kl --use_peft true --lora_r 8 --lora_alpha 16 --merge_lora true"; do
+  for run in "npo npo" "idk_dpo idk_dpo" "rmu rmu" \
+             "flat_lora flat_kl --use_peft true --lora_r 8 --lora_alpha 16 --merge_lora true"; do
     read -r name recipe extra <<< "$run"
     # shellcheck disable=SC2086  # $extra is a list of --key value pairs
     python3 -m llmkit.train "recipes/unlearn/tofu_mini_forget10_$recipe.yaml" --model_name_or_path tiny:llama \
@@ -101,6 +103,18 @@ print(json.dumps({"check": f"bf16_unlearn_{sys.argv[1].rsplit('/', 1)[1]}", "ste
                   "s_per_step": round((rows[-1]["time"] - rows[0]["time"]) / max(rows[-1]["step"] - rows[0]["step"], 1), 4)}))
 PY
   done
+  python3 -m llmkit.train recipes/pretrain/tiny_demo.yaml --bf16 true --lr_schedule "wsd:peak=1e-2,steps=300,warmup=10,cooldown=0.2" \
+    --per_device_train_batch_size 64 --global_batch_size 64 --eval_steps 50 --output_root "$OUT/paths" --run_name pretrain
+  python3 - "$OUT/paths/pretrain" <<'PY'
+import json, sys
+from llmkit.runs import read_metrics
+rows = read_metrics(f"{sys.argv[1]}/metrics.jsonl")
+train, evals = [r for r in rows if "loss" in r], [r for r in rows if "eval_loss" in r]
+a, b = train[0], train[-1]
+print(json.dumps({"check": "bf16_pretrain_wsd", "steps": b["step"], "loss_first": round(a["loss"], 4),
+                  "loss_last": round(b["loss"], 4), "eval_loss_last": round(evals[-1]["eval_loss"], 4),
+                  "tokens_per_s": round((b["tokens"] - a["tokens"]) / (b["time"] - a["time"]))}))
+PY
   timed muse_news_eval python3 -m llmkit.cli eval muse_news --model tiny:llama --out "$OUT/muse" --force
 fi
 python3 -c "import vllm" 2>/dev/null && echo "vllm: importable" || echo "vllm: not installed on this machine (HF generate backend used)"
