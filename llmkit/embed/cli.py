@@ -1,7 +1,9 @@
 """`llmkit mine RECIPE [--key value ...]`: mine an embed recipe's hard negatives and teacher scores, once.
 
 Takes the same recipe (and overrides) as `llmkit train`, runs on one process, and writes the recipe's
-`mined_dir`; training then only loads it. Rerunning with unchanged settings and input files reuses the cache.
+`mined_dir`: the mined dataset, then the prompted training datasets (llmkit.embed.prepared); training then only
+loads them. Rerunning with unchanged settings and input files reuses the cache. No training arguments are built:
+they check the hardware (bf16 needs a GPU), and mining a GPU recipe on a CPU node must work.
 """
 
 from __future__ import annotations
@@ -13,21 +15,27 @@ from llmkit.errors import LlmkitError
 
 def mine_main(argv: list[str]) -> int:
     """Entry point of `llmkit mine`."""
+    from llmkit.config import RunArgs, build_args
     from llmkit.embed import task as embed_task
     from llmkit.embed.mining import mine
-    from llmkit.train import prepare
+    from llmkit.train import read_recipe
 
     if not argv or argv[0].startswith("-"):
         raise LlmkitError("usage: llmkit mine RECIPE.yaml [--key value ...]")
-    module, instances = prepare(argv[0], argv[1:], world=1)
+    module, recipe, overrides = read_recipe(argv[0], argv[1:])
     if module is not embed_task:
         raise LlmkitError(f"{argv[0]}: llmkit mine needs a recipe with task: embed")
-    _, _, mining_args, embed_args, train_args = instances
-    out = embed_task.mined_dir(embed_args, train_args)
+    *arg_types, training_args = embed_task.ARG_TYPES
+    _, model_args, mining_args, embed_args = build_args((RunArgs, *arg_types), recipe, overrides, argv[0],
+                                                        not_built=(training_args,))
+    out = embed_task.mined_dir(embed_args, {**recipe, **overrides}["output_dir"])
     print(f"llmkit mine: teacher {mining_args.teacher_model or '(none)'}, reranker {mining_args.reranker}"
           + (" (the teacher's cosine stands in for a cross-encoder)" if mining_args.reranker == "dense" else ""),
           file=sys.stderr)
     mined = mine(embed_task.mining_inputs(mining_args), out)
     print((out / "summary.txt").read_text(encoding="utf-8"), end="")
     print(f"llmkit mine: {len(mined)} rows in {out}")
+    datasets = embed_task.prepare_training_data(mined, model_args, mining_args, embed_args, out)
+    print(f"llmkit mine: training inputs rendered for {model_args.model_name_or_path} "
+          f"({sum(len(d) for d in datasets.values())} rows, {', '.join(datasets)}) in {out / 'prepared'}")
     return 0
