@@ -105,6 +105,22 @@ def test_pipeline_on_hand_set_scores_and_cache(tmp_path):
     assert len(calls) > n_calls  # changed args: mined again
 
 
+def test_rows_of_one_query_are_mined_as_one_group(tmp_path):
+    """A query on two rows: neither row's positive may be mined as the other's negative, and both positives anchor
+    the margin (the lowest, 0.7 here: keep n iff t < 0.665)."""
+    second = "lyon is a city in france"  # a second correct answer, given on its own row
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t not in (POSITIVE, second)]
+    rows = [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]},
+            {"task": "qa", "query": "capital of france", "positives": [second]}]
+    data, corp = _write(tmp_path, rows, corpus)
+    args = MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2)
+    ds = mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=lambda q, d: np.array([TEACHER[x] for x in d]))
+    assert sorted(ds["positive"]) == sorted([POSITIVE, second])
+    for row in ds:
+        assert row["negatives"] == ["the seine is a river in france", "france makes wine and cheese"]  # 0.6, 0.55 < 0.665
+        assert row["scores"][1:] == pytest.approx([0.6, 0.55])
+
+
 def test_short_groups_are_filled_with_random_docs_that_pass_the_filter(tmp_path):
     corpus = [{"task": "qa", "text": t} for t in TEACHER if t != POSITIVE]
     data, corp = _write(tmp_path, [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]}], corpus)

@@ -73,6 +73,17 @@ def test_prompt_rows_render_and_exclude_self(tmp_path):
     assert "Response: answer" in "".join(r["query"] for r in out[:4])  # examples do get drawn
 
 
+def test_rows_of_one_query_share_one_input():
+    rows = [{"task": "qa", "query": f"question {i % 3}", "positive": f"answer {i}", "negatives": ["x"], "scores": [1, 0]}
+            for i in range(9)]
+    out = prompt_rows(rows, {"qa": TaskPrompt("T")}, WordTokenizer(), np.random.default_rng(0), k_max=3)
+    by_query = {}
+    for src, dst in zip(rows, out):
+        by_query.setdefault(src["query"], set()).add(dst["query"])
+    assert all(len(inputs) == 1 for inputs in by_query.values())  # same examples for every row of a query
+    assert len({next(iter(v)) for v in by_query.values()}) == 3
+
+
 def test_files_and_unknown_task(tmp_path):
     (tmp_path / "tasks.json").write_text(json.dumps({"qa": {"instruction": "Answer"}, "clu": {"instruction": "Topic", "symmetric": True, "in_batch_negatives": False}}))
     tasks = load_task_prompts(tmp_path / "tasks.json")

@@ -172,6 +172,19 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def group_by_query(rows: list[dict]) -> list[dict]:
+    """One row per distinct query text, holding the positives of all its rows (first-seen order).
+
+    A query given on several rows is one query with several positives: mining each row alone would take the other
+    rows' positives as candidate negatives (sentence-transformers' `mine_hard_negatives` groups the same way).
+    """
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(row["query"], {**row, "positives": []})
+        group["positives"] += row["positives"]
+    return list(groups.values())
+
+
 def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
               rng: np.random.Generator) -> tuple[list[dict], dict]:
     """Mine one task; returns the output rows and counters (candidates, filter drops, short groups, seconds per stage).
@@ -183,6 +196,7 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
     from tqdm import tqdm
 
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
+    rows = group_by_query(rows)
     queries = [r["query"] for r in rows]
     corpus = list(dict.fromkeys([*corpus, *(p for r in rows for p in r["positives"])]))
     clock = time.perf_counter()

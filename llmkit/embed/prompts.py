@@ -169,7 +169,8 @@ def prompt_rows(rows: Sequence[dict], tasks: dict[str, TaskPrompt], tokenizer, r
         by_task.setdefault(row["task"], []).append(i)
     for name, idx in by_task.items():
         task = task_prompt(tasks, name, f"row {idx[0] + 1}")
-        queries = [rows[i]["query"] for i in idx]
+        # one input per distinct query: its rows (one per positive) share it, so the loss can tell they are one query
+        queries = list(dict.fromkeys(rows[i]["query"] for i in idx))
         heads, head_lengths = _fitted_heads(task.instruction, queries, tokenizer, query_max_length - specials)
         pool = list(dict.fromkeys((rows[i]["query"], rows[i]["positive"]) for i in idx))
         picks = sample_example_ids([q for q, _ in pool], queries, rng, k_max)
@@ -177,13 +178,15 @@ def prompt_rows(rows: Sequence[dict], tasks: dict[str, TaskPrompt], tokenizer, r
         room = min(example_budget, query_max_length - specials - int(np.median(head_lengths)))
         side = min(example_max_tokens, (room - token_lengths(tokenizer, [format_example(task.instruction, "", "")])[0]) // 2)
         blocks = _example_blocks(task.instruction, pool, sorted({j for p in picks for j in p}), tokenizer, max(side, 0))
-        for i, head, head_length, picked in zip(idx, heads, head_lengths, picks):
+        rendered = {}
+        for query, head, head_length, picked in zip(queries, heads, head_lengths, picks):
             room = min(example_budget, query_max_length - specials - head_length)
             chosen = [blocks[j] for j in picked]
             chosen = chosen[:fit_examples([length for _, length in chosen], room)]
-            query = _fit_query(tokenizer, [text for text, _ in chosen], head, query_max_length,
-                               check=sum(length for _, length in chosen) + head_length + specials > query_max_length - 4 * len(chosen) - 4)
-            out[i] = {**rows[i], "query": query, "positive": format_document(task, rows[i]["positive"]),
+            near_limit = sum(length for _, length in chosen) + head_length + specials > query_max_length - 4 * len(chosen) - 4
+            rendered[query] = _fit_query(tokenizer, [text for text, _ in chosen], head, query_max_length, check=near_limit)
+        for i in idx:
+            out[i] = {**rows[i], "query": rendered[rows[i]["query"]], "positive": format_document(task, rows[i]["positive"]),
                       "negatives": [format_document(task, n) for n in rows[i]["negatives"]]}
     return out
 
