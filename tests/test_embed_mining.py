@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmkit.embed.mining import MiningArgs, bm25_index, bm25_scores, margin_keep, mine, near_duplicates
+from llmkit.embed.mining import MiningArgs, bm25_index, bm25_top, margin_keep, mine, near_duplicates
 from llmkit.errors import LlmkitError
 
 
@@ -37,14 +37,22 @@ def test_near_duplicates_by_hand():
 
 
 def test_bm25_matches_formula():
-    corpus = ["a b", "a c c", "d"]
-    scores = bm25_scores(["c a", "zzz"], bm25_index(corpus, k1=1.2, b=0.75))
-    avg = 6 / 3  # doc lengths 2, 3, 1
-    idf = lambda df: math.log(1 + (3 - df + 0.5) / (df + 0.5))  # noqa: E731
+    corpus = ["a b", "a c c", "d", "the cat sat", "cat cat dog"]
+    index = bm25_index(corpus, k1=1.2, b=0.75)
+    avg = 12 / 5  # doc lengths 2, 3, 1, 3, 3
+    idf = lambda df: math.log(1 + (5 - df + 0.5) / (df + 0.5))  # noqa: E731
     term = lambda tf, dl: tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / avg))  # noqa: E731
-    expected = [idf(2) * term(1, 2), idf(2) * term(1, 3) + idf(1) * term(2, 3), 0.0]
-    assert scores[0].tolist() == pytest.approx(expected, rel=1e-9)
-    assert scores[1].tolist() == [0.0, 0.0, 0.0]
+    expected = {  # query term counts multiply (cat twice)
+        "c a": [idf(2) * term(1, 2), idf(2) * term(1, 3) + idf(1) * term(2, 3), 0.0, 0.0, 0.0],
+        "cat c cat": [0.0, idf(1) * term(2, 3), 0.0, 2 * idf(2) * term(1, 3), 2 * idf(2) * term(2, 3)],
+    }
+    tokenizer, retriever = index
+    for query, scores in expected.items():
+        ids = tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
+        # bm25s leaves out the constant (k1 + 1) of the term weight
+        assert (retriever.get_scores(ids[0]) * 2.2).tolist() == pytest.approx(scores, rel=1e-6)
+    hits = bm25_top(["c a", "cat c cat", "zzz"], index, top=2, chunk=2)  # chunks of queries give the same hits
+    assert [sorted(h) for h in hits[:2].tolist()] == [[0, 1], [1, 4]] and hits.shape == (3, 2)
 
 
 VOCAB = "capital france paris city river seine lyon wine london bread cheese tower eiffel".split()

@@ -10,8 +10,8 @@ first stage (each text encoded once; the dense rescorer reuses those embeddings)
 reranking. The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
-the pipeline is written here. BM25 is written on scikit-learn's CountVectorizer (no BM25 package is in the
-stack). Ref: NV-Retriever TopK-PercPos / TopK-MarginPos (arXiv 2407.15831); LGAI-Embedding (arXiv 2506.07438).
+the pipeline is written here. BM25 is bm25s's sparse index (top-k per query, queries streamed in chunks).
+Ref: NV-Retriever TopK-PercPos / TopK-MarginPos (arXiv 2407.15831); LGAI-Embedding (arXiv 2506.07438).
 """
 
 from __future__ import annotations
@@ -88,30 +88,33 @@ def near_duplicates(neg_emb: np.ndarray, pos_emb: np.ndarray, threshold: float) 
 
 
 def bm25_index(corpus: list[str], k1: float = 1.2, b: float = 0.75):
-    """Okapi BM25 (Lucene idf) weights: (vectorizer, (N, V) sparse doc-term weights)."""
-    from scipy import sparse
-    from sklearn.feature_extraction.text import CountVectorizer
+    """bm25s's sparse Okapi BM25 (Lucene idf) over `corpus`: (tokenizer, retriever).
 
-    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
-    tf = vectorizer.fit_transform(corpus).tocoo()  # (N, V) term counts
-    n_docs = tf.shape[0]
-    df = np.bincount(tf.col, minlength=tf.shape[1])
-    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-    doc_len = np.asarray(tf.sum(axis=1)).ravel()
-    norm = k1 * (1.0 - b + b * doc_len / doc_len.mean())
-    weights = idf[tf.col] * tf.data * (k1 + 1.0) / (tf.data + norm[tf.row])
-    return vectorizer, sparse.csr_matrix((weights, (tf.row, tf.col)), shape=tf.shape)
+    Words are lower-cased `\\w+` runs, no stopwords or stemming. bm25s's Lucene variant leaves out the (k1 + 1)
+    factor of the term weight, a constant that does not change any ranking.
+    """
+    import bm25s
+    from bm25s.tokenization import Tokenizer
 
-
-def bm25_scores(queries: list[str], index) -> np.ndarray:
-    """BM25 of each query (term counts; unknown words drop out) against every doc of `index` -> (Q, N)."""
-    vectorizer, doc_term = index
-    return np.asarray((vectorizer.transform(queries) @ doc_term.T).todense())
+    tokenizer = Tokenizer(lower=True, splitter=r"(?u)\b\w+\b", stopwords=None)
+    retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+    retriever.index(tokenizer.tokenize(corpus, return_as="ids", show_progress=False), show_progress=False)
+    return tokenizer, retriever
 
 
-def _top_indices(scores: np.ndarray, top: int) -> np.ndarray:
-    top = min(top, scores.shape[1])
-    return np.argpartition(-scores, top - 1, axis=1)[:, :top]  # unordered: the union is rescored anyway
+def bm25_top(queries: list[str], index, top: int, chunk: int = 1024) -> np.ndarray:
+    """(Q, top) indices of each query's best BM25 documents, unordered; words the corpus lacks drop out.
+
+    Queries go `chunk` at a time, so memory holds one query's scores and one chunk's hits, never a
+    queries x corpus block.
+    """
+    tokenizer, retriever = index
+    top = min(top, retriever.scores["num_docs"])
+    hits = []
+    for start in range(0, len(queries), chunk):
+        ids = tokenizer.tokenize(queries[start:start + chunk], update_vocab=False, return_as="ids", show_progress=False)
+        hits.append(retriever.retrieve(ids, k=top, sorted=False, return_as="documents", show_progress=False))
+    return np.concatenate(hits).reshape(len(queries), top)
 
 
 def _jsonl(path: str, field_name: str) -> list[dict]:
@@ -206,9 +209,7 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
                                  top_k=min(args.first_stage_top, len(corpus)))
     seconds = {"seconds_dense": time.perf_counter() - clock}  # per stage, for mining.json and the benchmark
     clock = time.perf_counter()
-    index = bm25_index(corpus)
-    bm25_hits = np.concatenate([_top_indices(bm25_scores(queries[i:i + 1024], index), args.first_stage_top)
-                                for i in range(0, len(queries), 1024)])  # chunks bound the (Q, N) score matrix
+    bm25_hits = bm25_top(queries, bm25_index(corpus), args.first_stage_top)
     seconds["seconds_bm25"] = time.perf_counter() - clock
     clock = time.perf_counter()
     doc_index = {text: i for i, text in enumerate(corpus)}
