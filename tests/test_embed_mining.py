@@ -206,3 +206,59 @@ def test_mine_with_a_saved_teacher_stores_its_cosines(tmp_path):
     d = teacher.encode(texts, normalize_embeddings=True)
     assert row["scores"] == pytest.approx((d @ q[0]).tolist(), abs=1e-4)
     assert all(s < row["scores"][0] for s in row["scores"][1:])  # absolute margin 0: strictly below the positive
+
+
+def test_dense_top_is_the_exact_top_k_in_chunks():
+    from llmkit.embed.mining import dense_top
+
+    gen = np.random.default_rng(0)
+    queries, corpus = gen.normal(size=(37, 8)).astype(np.float32), gen.normal(size=(301, 8)).astype(np.float32)
+    expected = np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :10]
+    assert (dense_top(queries, corpus, 10, query_chunk=5, corpus_chunk=7) == expected).all()  # chunks smaller than k
+    assert (dense_top(queries, corpus, 10) == expected).all()
+    assert dense_top(queries, corpus[:4], 10).shape == (37, 4)  # k above the corpus size
+
+
+def test_embedding_cache_encodes_each_text_once_and_returns_rows_in_order():
+    from llmkit.embed.mining import EmbeddingCache
+
+    seen = []
+
+    class Recording(WordEncoder):
+        def encode(self, texts, **kwargs):
+            seen.append(list(texts))
+            return super().encode(texts, **kwargs)
+
+    cache = EmbeddingCache(Recording())
+    first = cache.embed(["paris city", "lyon wine"])
+    again = cache.embed(["lyon wine", "bread", "paris city", "bread"])
+    assert seen == [["paris city", "lyon wine"], ["bread"]]
+    direct = WordEncoder().encode(["lyon wine", "bread", "paris city", "bread"])
+    assert np.allclose(again, direct) and np.allclose(first, direct[[2, 0]])
+
+
+@pytest.mark.slow
+def test_multi_process_teacher_encodes_as_one_process():
+    """`llmkit mine --num_processes 2`: a two-process pool gives the single process' embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.embed.mining import EmbeddingCache, teacher_path
+
+    model = SentenceTransformer(teacher_path("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
+    texts = [f"sentence number {i} about {w}" for i, w in enumerate(VOCAB * 4)]
+    pool = model.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        pooled = EmbeddingCache(model, pool).embed(texts)
+    finally:
+        model.stop_multi_process_pool(pool)
+    assert np.abs(pooled - EmbeddingCache(model).embed(texts)).max() < 1e-5
+
+
+def test_num_processes_flag_gives_one_teacher_device_each():
+    from llmkit.embed.cli import teacher_devices
+
+    assert teacher_devices(["r.yaml", "--seed", "1"]) == (["r.yaml", "--seed", "1"], None)
+    argv, devices = teacher_devices(["r.yaml", "--num_processes", "2", "--seed", "1"])
+    assert argv == ["r.yaml", "--seed", "1"] and devices == (["cuda:0", "cuda:1"] if torch.cuda.is_available() else ["cpu", "cpu"])
+    with pytest.raises(LlmkitError, match="--num_processes: x is not a positive whole number"):
+        teacher_devices(["r.yaml", "--num_processes", "x"])

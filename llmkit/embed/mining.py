@@ -5,8 +5,9 @@ cross-encoder reranker, or the dense teacher's cosine when none is given) → ma
 doc–doc near-duplicate filter → top-K by teacher score (random corpus docs that pass the filters fill
 short groups) → a `datasets` dataset on disk with the teacher score of the positive and of each negative.
 
-Stands on sentence-transformers 6: `SentenceTransformer.encode` and `util.semantic_search` for the dense
-first stage (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
+Stands on sentence-transformers 6: `SentenceTransformer.encode` (batched; one process per device with
+`llmkit mine --num_processes N`) for the dense first stage, searched by an exact chunked matrix product with
+bounded memory (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
 reranking. The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
@@ -136,19 +137,54 @@ def _check_columns(rows: list[dict], columns: tuple[str, ...], path: str) -> Non
 class EmbeddingCache:
     """The dense teacher's L2-normalised embeddings, each text encoded once per mining run by whichever stage asks
     first: the dense rescorer then reuses the first stage's corpus and query embeddings instead of encoding every
-    candidate again, query by query, in small batches (that was half of mining time, scripts/bench/embed_mining.py)."""
+    candidate again, query by query, in small batches (that was half of mining time, scripts/bench/embed_mining.py).
 
-    def __init__(self, encoder):
-        self.encoder = encoder
-        self.rows: dict[str, np.ndarray] = {}
+    `pool`: a sentence-transformers multi-process pool (one process per device, `llmkit mine --num_processes`),
+    which encodes every call's texts in parallel chunks."""
+
+    def __init__(self, encoder, pool=None):
+        self.encoder, self.pool = encoder, pool
+        self.blocks: list[np.ndarray] = []  # one (n, D) float32 block per encode call
+        self.where: dict[str, tuple[int, int]] = {}  # text -> (block, row)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), D) float32 rows; only texts not seen before go to the encoder, in one call."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self.rows]
+        missing = [t for t in dict.fromkeys(texts) if t not in self.where]
         if missing:
-            vectors = self.encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False)
-            self.rows.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
-        return np.stack([self.rows[t] for t in texts])
+            extra = {"pool": self.pool} if self.pool is not None else {}
+            block = np.asarray(self.encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False, **extra),
+                               dtype=np.float32)
+            self.where.update((t, (len(self.blocks), i)) for i, t in enumerate(missing))
+            self.blocks.append(block)
+            if len(missing) == len(texts):
+                return block  # all new and distinct (a corpus): the block itself, not a copy
+        return np.stack([self.blocks[b][i] for b, i in map(self.where.__getitem__, texts)])
+
+
+def dense_top(query_emb: np.ndarray, corpus_emb: np.ndarray, top: int, query_chunk: int = 1024,
+              corpus_chunk: int = 32768, device: str = "cpu") -> np.ndarray:
+    """(Q, top) indices of each query's highest dot products with the corpus, best first; exact.
+
+    Memory beyond the inputs is one query_chunk x corpus_chunk score block plus the running top: the score matrix
+    of all queries x corpus is never made (scores chunk by chunk, merged with torch.topk).
+    """
+    import torch
+
+    top = min(top, len(corpus_emb))
+    corpus = torch.from_numpy(corpus_emb)
+    out = np.empty((len(query_emb), top), dtype=np.int64)
+    for qs in range(0, len(query_emb), query_chunk):
+        q = torch.from_numpy(query_emb[qs:qs + query_chunk]).to(device)
+        best = torch.empty(len(q), 0, device=device)
+        index = torch.empty(len(q), 0, dtype=torch.long, device=device)
+        for cs in range(0, len(corpus), corpus_chunk):
+            block = q @ corpus[cs:cs + corpus_chunk].to(device).T
+            scores, ids = block.topk(min(top, block.shape[1]), dim=1)
+            merged = torch.cat([best, scores], 1)
+            best, picked = merged.topk(min(top, merged.shape[1]), dim=1)
+            index = torch.cat([index, ids + cs], 1).gather(1, picked)
+        out[qs:qs + len(q)] = index.cpu().numpy()
+    return out
 
 
 def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
@@ -194,8 +230,6 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
 
     `encoder`: a sentence-transformers model, or the EmbeddingCache the dense scorer shares.
     """
-    import torch
-    from sentence_transformers.util import semantic_search
     from tqdm import tqdm
 
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
@@ -205,8 +239,7 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
     clock = time.perf_counter()
     corpus_emb = cache.embed(corpus)  # (N, D)
     query_emb = cache.embed([args.query_prompt + q for q in queries])  # (Q, D)
-    dense_hits = semantic_search(torch.from_numpy(query_emb), torch.from_numpy(corpus_emb),
-                                 top_k=min(args.first_stage_top, len(corpus)))
+    dense_hits = dense_top(query_emb, corpus_emb, args.first_stage_top, device="cuda" if _has_cuda() else "cpu")
     seconds = {"seconds_dense": time.perf_counter() - clock}  # per stage, for mining.json and the benchmark
     clock = time.perf_counter()
     bm25_hits = bm25_top(queries, bm25_index(corpus), args.first_stage_top)
@@ -218,8 +251,7 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
     for qi, row in enumerate(tqdm(rows, desc=f"mine {task}", disable=len(rows) < 200)):
         positives = list(dict.fromkeys(row["positives"]))
         pos_ids = {doc_index[p] for p in positives}  # every positive is in its task's corpus
-        candidates = [i for i in dict.fromkeys([h["corpus_id"] for h in dense_hits[qi]] + bm25_hits[qi].tolist())
-                      if i not in pos_ids]
+        candidates = [i for i in dict.fromkeys(dense_hits[qi].tolist() + bm25_hits[qi].tolist()) if i not in pos_ids]
         pos_scores = scorer([row["query"]] * len(positives), positives)
         if args.relative_margin is not None and pos_scores.min() < 0:
             counts["dropped_negative_positive_score"] += 1  # the relative margin is undefined there
@@ -316,8 +348,12 @@ def load_mined(args: MiningArgs, out_dir: str | Path, recipe: str = "RECIPE"):
     return mined
 
 
-def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None):
-    """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged."""
+def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None,
+         devices: list[str] | None = None):
+    """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged.
+
+    `devices`: several devices encode with one teacher process each (sentence-transformers' multi-process pool).
+    """
     from datasets import Dataset, load_from_disk
 
     out_dir = Path(out_dir)
@@ -336,7 +372,8 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         if not args.teacher_model:
             raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
         encoder = SentenceTransformer(teacher_path(args.teacher_model), device="cuda" if _has_cuda() else "cpu")
-    encoder = EmbeddingCache(encoder)
+    pool = encoder.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
+    encoder = EmbeddingCache(encoder, pool)
     if scorer is None:
         scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
 
@@ -345,11 +382,15 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         by_task[row["task"]].append(row)
     rng = np.random.default_rng(args.seed)
     mined, stats = [], {}
-    for task, task_rows in sorted(by_task.items()):
-        corpus = [r["text"] for r in corpus_rows if r["task"] == task]
-        task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
-        stats[task].update(queries=len(task_rows), rows=len(task_out))
-        mined.extend(task_out)
+    try:
+        for task, task_rows in sorted(by_task.items()):
+            corpus = [r["text"] for r in corpus_rows if r["task"] == task]
+            task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
+            stats[task].update(queries=len(task_rows), rows=len(task_out))
+            mined.extend(task_out)
+    finally:
+        if pool is not None:
+            encoder.encoder.stop_multi_process_pool(pool)
     if not mined:
         raise LlmkitError(f"mining_data: {args.mining_data} gave no row with {args.num_negatives} negatives")
 
