@@ -30,6 +30,18 @@ def test_eng_v2_offline_says_it_needs_the_hub(tmp_path, monkeypatch):
         main([str(REPO / "eval" / "mteb_eng_v2.yaml"), "--model", MINILM, "--out", str(tmp_path)])
 
 
+def test_eng_v2_with_an_unreachable_hub_fails_early_in_one_line(tmp_path, monkeypatch):
+    """No HF_HUB_OFFLINE, but no hub either (a port where nothing listens): the same one line, not minutes of retries."""
+    from llmkit.evals.cli import main
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(LlmkitError, match=r"MTEB\(eng, v2\) downloads its datasets from the Hugging Face Hub, which is "
+                                          r"unreachable \(HF_HUB_OFFLINE is set, or http://127.0.0.1:9 did not answer\)"):
+        main([str(REPO / "eval" / "mteb_eng_v2.yaml"), "--model", MINILM, "--out", str(tmp_path)])
+
+
 def test_encoder_routes_prompts_by_task_type():
     from types import SimpleNamespace
 

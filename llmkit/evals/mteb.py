@@ -213,15 +213,35 @@ def select_tasks(benchmark: str, suite_path: str) -> list:
     """`local` -> the bundled tasks; an mteb benchmark name (needs the hub for its datasets) -> its tasks."""
     if benchmark == "local":
         return local_tasks()
-    if _offline():
-        raise LlmkitError(f"{suite_path}: {benchmark} downloads its datasets from the Hugging Face Hub and "
-                          "HF_HUB_OFFLINE is set; run it online, or use eval/mteb_local.yaml offline")
+    if _offline() or not hub_reachable():
+        raise LlmkitError(f"{suite_path}: {benchmark} downloads its datasets from the Hugging Face Hub, which is "
+                          f"unreachable (HF_HUB_OFFLINE is set, or {_hub_endpoint()} did not answer); run it online, "
+                          "or use eval/mteb_local.yaml offline")
     import mteb
 
     try:
         return list(mteb.get_benchmark(benchmark).tasks)
     except KeyError as err:
         raise LlmkitError(f"{suite_path}: mteb_benchmark {benchmark!r} is not an mteb benchmark ({err})") from None
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """One short request to the hub (proxy settings honoured): any HTTP answer counts. Without it, the datasets
+    library retries each download for minutes and ends in a long traceback."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(_hub_endpoint(), method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # the hub answered, even if not with 200
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
 
 
 def _offline() -> bool:
