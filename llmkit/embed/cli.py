@@ -49,7 +49,8 @@ def mine_main(argv: list[str]) -> int:
                                                         not_built=(training_args,))
     out = embed_task.mined_dir(embed_args, {**recipe, **overrides}["output_dir"])
     print(f"llmkit mine: teacher {mining_args.teacher_model or '(none)'}, reranker {mining_args.reranker}"
-          + (" (the teacher's cosine stands in for a cross-encoder)" if mining_args.reranker == "dense" else ""),
+          + (" (OFFLINE FALLBACK: the teacher's cosine stands in for a cross-encoder reranker)"
+             if mining_args.reranker == "dense" else " (cross-encoder: its scores are the soft labels)"),
           file=sys.stderr)
     mined = mine(embed_task.mining_inputs(mining_args), out, devices=devices)
     print((out / "summary.txt").read_text(encoding="utf-8"), end="")
