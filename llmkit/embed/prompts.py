@@ -78,14 +78,16 @@ def token_lengths(tokenizer, texts: Sequence[str], chunk: int = 4096) -> list[in
     return out
 
 
-def cut_to_tokens(tokenizer, texts: Sequence[str], max_tokens: int, chunk: int = 4096) -> list[str]:
-    """Each text cut to its first `max_tokens` tokens (texts within the limit are returned unchanged)."""
+def cut_to_tokens(tokenizer, texts: Sequence[str], max_tokens: int, chunk: int = 4096) -> tuple[list[str], list[int]]:
+    """Each text cut to its first `max_tokens` tokens (texts within the limit unchanged), and its token count."""
     out: list[str] = []
+    lengths: list[int] = []
     for i in range(0, len(texts), chunk):
         batch = list(texts[i:i + chunk])
         for text, ids in zip(batch, tokenizer(batch, add_special_tokens=False)["input_ids"]):
             out.append(text if len(ids) <= max_tokens else tokenizer.decode(ids[:max(max_tokens, 0)]))
-    return out
+            lengths.append(min(len(ids), max(max_tokens, 0)))
+    return out, lengths
 
 
 def fit_examples(lengths: Sequence[int], budget: int) -> int:
@@ -177,7 +179,10 @@ def prompt_rows(rows: Sequence[dict], tasks: dict[str, TaskPrompt], tokenizer, r
         # Cut each example side to what a typical row has room for, so that long pairs are cut rather than dropped.
         room = min(example_budget, query_max_length - specials - int(np.median(head_lengths)))
         side = min(example_max_tokens, (room - token_lengths(tokenizer, [format_example(task.instruction, "", "")])[0]) // 2)
-        blocks = _example_blocks(task.instruction, pool, sorted({j for p in picks for j in p}), tokenizer, max(side, 0))
+        head_overhead = token_lengths(tokenizer, [format_query(task.instruction, "")])[0]
+        query_lengths = {q: length - head_overhead for q, length in zip(queries, head_lengths)}
+        blocks = _example_blocks(task.instruction, pool, sorted({j for p in picks for j in p}), tokenizer, max(side, 0),
+                                 query_lengths)
         rendered = {}
         for query, head, head_length, picked in zip(queries, heads, head_lengths, picks):
             room = min(example_budget, query_max_length - specials - head_length)
@@ -198,17 +203,28 @@ def _fitted_heads(instruction: str, queries: list[str], tokenizer, room: int) ->
     heads = [format_query(instruction, q) for q in queries]
     lengths = token_lengths(tokenizer, heads)
     over = [n for n, length in enumerate(lengths) if length > room]
-    for n, cut in zip(over, cut_to_tokens(tokenizer, [queries[n] for n in over], room - overhead - 1)):
+    for n, cut in zip(over, cut_to_tokens(tokenizer, [queries[n] for n in over], room - overhead - 1)[0]):
         heads[n] = format_query(instruction, cut)
         lengths[n] = token_lengths(tokenizer, [heads[n]])[0]
     return heads, lengths
 
 
-def _example_blocks(instruction: str, pool, used: list[int], tokenizer, max_tokens: int) -> dict[int, tuple[str, int]]:
-    """Pool index -> (rendered example block with both sides cut to `max_tokens`, its token count), each made once."""
-    cut = cut_to_tokens(tokenizer, [text for j in used for text in pool[j]], max_tokens)
-    texts = [format_example(instruction, cut[2 * n], cut[2 * n + 1]) for n in range(len(used))]
-    return dict(zip(used, zip(texts, token_lengths(tokenizer, texts))))
+def _example_blocks(instruction: str, pool, used: list[int], tokenizer, max_tokens: int,
+                    query_lengths: dict[str, int]) -> dict[int, tuple[str, int]]:
+    """Pool index -> (rendered example block with both sides cut to `max_tokens`, its token count), each made once.
+
+    A block's count is its template's plus its two sides': responses are tokenised here, queries were counted as
+    part of their own input (`query_lengths`) and only the long ones are tokenised again to be cut. Pieces can merge
+    or split differently at the joins by a token or so, which `_fit_query` settles near the limit.
+    """
+    responses, response_lengths = cut_to_tokens(tokenizer, [pool[j][1] for j in used], max_tokens)
+    queries = {q: (q, length) for q, length in ((pool[j][0], query_lengths[pool[j][0]]) for j in used) if length <= max_tokens}
+    long = list(dict.fromkeys(pool[j][0] for j in used if pool[j][0] not in queries))
+    queries.update(zip(long, zip(*cut_to_tokens(tokenizer, long, max_tokens))))
+    template = token_lengths(tokenizer, [format_example(instruction, "", "")])[0]
+    return {j: (format_example(instruction, queries[pool[j][0]][0], response),
+                template + queries[pool[j][0]][1] + response_length)
+            for j, response, response_length in zip(used, responses, response_lengths)}
 
 
 def _fit_query(tokenizer, examples: list[str], head: str, max_length: int, check: bool) -> str:
