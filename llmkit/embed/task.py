@@ -3,8 +3,8 @@
 One recipe drives both stages: `llmkit mine RECIPE` writes the mined dataset to `mined_dir` once, on one
 process, and renders the prompted training datasets beside it (in-context examples drawn, fitted to the token
 budgets: llmkit.embed.prepared); training only loads them (and refuses a cache made from other settings), so no
-rank waits on mining or rendering. Stands on sentence-transformers' trainer (one task per batch from a dict of datasets) through
-llmkit.embed.train, and on llmkit.train's Session for metrics.jsonl, checkpoints, resume and final/.
+rank waits on mining or rendering. Stands on sentence-transformers' trainer (one task per batch from a dict of
+datasets) through llmkit.embed.train, and on llmkit.train's Session for metrics.jsonl, checkpoints, resume and final/.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def mined_dir(embed_args: EmbedArgs, output_dir: str) -> Path:
 
 
 def query_max_length(embed_args: EmbedArgs) -> int:
+    """Tokens per query-side input: query_max_length, else max_seq_length."""
     return embed_args.query_max_length or embed_args.max_seq_length
 
 
