@@ -1,7 +1,7 @@
 """Instruction-embedding data at real scale, on synthetic data: input preparation, BM25, query integrity.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false python scripts/bench/embed_scale.py \
-        [--prep_rows 200000] [--bm25_docs 1000000] [--bm25_queries 1000] [--intact_rows 10000]
+        [--prep_rows 200000] [--bm25_docs 1000000] [--bm25_queries 300] [--intact_rows 10000]
 
 Three parts, each in its own process (so each peak RSS is its own):
   - prep: `prepare_datasets` (what `llmkit mine` caches) on one task of `prep_rows` mined rows, 7 negatives each:
@@ -100,12 +100,13 @@ def part_bm25(args) -> dict:
     from llmkit.embed.mining import bm25_index, bm25_top
 
     rng = np.random.default_rng(2)
-    vocab = np.array([f"w{i}" for i in range(50000)])
+    vocab = [f"w{i}" for i in range(50000)]
     zipf = 1.0 / np.arange(1, len(vocab) + 1)
-    words = rng.choice(len(vocab), size=(args.bm25_docs, 40), p=zipf / zipf.sum())
-    docs = [" ".join(vocab[row]) for row in words]
-    del words
-    queries = [" ".join(vocab[rng.integers(0, 5000, size=6)]) for _ in range(args.bm25_queries)]
+    docs = []
+    for start in range(0, args.bm25_docs, 100000):  # in blocks: the word-id matrix of all docs is not kept
+        words = rng.choice(len(vocab), size=(min(100000, args.bm25_docs - start), 40), p=zipf / zipf.sum())
+        docs += [" ".join(map(vocab.__getitem__, row)) for row in words.tolist()]
+    queries = [" ".join(map(vocab.__getitem__, rng.integers(0, 5000, size=6).tolist())) for _ in range(args.bm25_queries)]
     start, cpu = time.perf_counter(), time.process_time()
     index = bm25_index(docs)
     index_s, index_cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -126,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prep_rows", type=int, default=200000)
     parser.add_argument("--bm25_docs", type=int, default=1000000)
-    parser.add_argument("--bm25_queries", type=int, default=1000)
+    parser.add_argument("--bm25_queries", type=int, default=300)
     parser.add_argument("--intact_rows", type=int, default=10000)
     parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)  # internal: run one part in this process
     args = parser.parse_args()
