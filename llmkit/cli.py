@@ -16,7 +16,7 @@ from llmkit.errors import LlmkitError, did_you_mean
 COMMANDS = {
     "train": ("llmkit.launch:main", "launch a recipe with accelerate (ddp, zero2, zero3, fsdp)"),
     "demo": ("llmkit.demo:main", "run the whole pipeline on the embedded tiny default (CPU, minutes)"),
-    "mine": ("llmkit.embed.cli:mine_main", "mine hard negatives + teacher scores for an embed recipe (one process, cached)"),
+    "mine": ("llmkit.embed.cli:mine_main", "mine hard negatives + teacher scores for an embed recipe (cached; --num_processes N: one teacher per GPU)"),
     "eval": ("llmkit.evals.cli:main", "evaluate a checkpoint on a TOFU, MUSE or MTEB suite (eval/*.yaml)"),
     "fit": ("llmkit.scaling.cli:fit_main", "fit a loss-curve law to training logs"),
     "predict": ("llmkit.scaling.cli:predict_main", "predict the loss curve of a fitted law under any LR schedule"),

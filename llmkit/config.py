@@ -155,17 +155,23 @@ def _fields(cls) -> dict:
     return {f.name: hints.get(f.name, typing.Any) for f in dataclasses.fields(cls) if f.init}
 
 
-def build_args(dataclass_types: tuple, recipe: dict, overrides: dict, recipe_path: str | Path = "<recipe>") -> tuple:
-    """Fill each dataclass from recipe < overrides; unknown keys raise with a did-you-mean."""
+def build_args(dataclass_types: tuple, recipe: dict, overrides: dict, recipe_path: str | Path = "<recipe>",
+               not_built: tuple = ()) -> tuple:
+    """Fill each dataclass from recipe < overrides; unknown keys raise with a did-you-mean.
+
+    The keys of `not_built` dataclasses are accepted but those classes are not made (e.g. `llmkit mine` reads an
+    embed recipe without building training arguments, which check the hardware).
+    """
     field_types = [_fields(cls) for cls in dataclass_types]
-    known = set().union(*field_types)
+    known = set().union(*field_types, *(_fields(cls) for cls in not_built))
     values: dict = {}
     for source, mapping in ((str(recipe_path), recipe), ("command line", overrides)):
         for key, value in mapping.items():
             if key not in known:
                 raise LlmkitError(f"{source}: unknown key {key!r}{did_you_mean(key, known)}")
-            tp = next(types_[key] for types_ in field_types if key in types_)
-            values[key] = _coerce(value, tp, key, source)
+            tp = next((types_[key] for types_ in field_types if key in types_), None)
+            if tp is not None:
+                values[key] = _coerce(value, tp, key, source)
     instances = []
     for cls, types_ in zip(dataclass_types, field_types):
         kwargs = {k: v for k, v in values.items() if k in types_}

@@ -124,8 +124,8 @@ def _is_stage_output(path: Path) -> bool:
     return path.name == "final" or path.name.startswith("checkpoint-")
 
 
-def prepare(recipe_path: str, argv: list[str], world: int):
-    """Recipe + overrides → (task module, run args, task args..., training args), validated for `world` processes."""
+def read_recipe(recipe_path: str, argv: list[str]):
+    """Recipe + overrides → (task module, recipe with the run defaults filled in, overrides), task and keys checked."""
     overrides = parse_cli_overrides(argv)
     recipe = load_recipe(recipe_path)
     task = overrides.get("task", recipe.get("task"))
@@ -140,13 +140,19 @@ def prepare(recipe_path: str, argv: list[str], world: int):
     run_name = overrides.get("run_name", recipe.get("run_name")) or Path(recipe_path).stem
     check_run_name(str(run_name), "command line" if "run_name" in overrides else recipe_path)
     defaults = {"run_name": run_name, "report_to": "none"}
-    if world > 1 and "LOCAL_RANK" in os.environ and not _cuda_available():
-        # On CPU, accelerate only builds a multi-process (gloo) state for DeepSpeed when asked for the backend.
-        defaults["ddp_backend"] = "gloo"
     if "output_dir" not in recipe and "output_dir" not in overrides:
         root = overrides.get("output_root", recipe.get("output_root", RunArgs.output_root))
         defaults["output_dir"] = str(Path(root) / run_name)
-    instances = build_args((RunArgs, *module.ARG_TYPES), defaults | recipe, overrides, recipe_path)
+    return module, defaults | recipe, overrides
+
+
+def prepare(recipe_path: str, argv: list[str], world: int):
+    """Recipe + overrides → (task module, run args, task args..., training args), validated for `world` processes."""
+    module, recipe, overrides = read_recipe(recipe_path, argv)
+    if world > 1 and "LOCAL_RANK" in os.environ and not _cuda_available():
+        # On CPU, accelerate only builds a multi-process (gloo) state for DeepSpeed when asked for the backend.
+        recipe = {"ddp_backend": "gloo"} | recipe
+    instances = build_args((RunArgs, *module.ARG_TYPES), recipe, overrides, recipe_path)
     check_values(instances, lambda key: "command line" if key in overrides else recipe_path)
     if hasattr(module, "resolve_args"):  # a task whose recipe keys set training arguments (pretrain's lr_schedule)
         module.resolve_args(instances, recipe_path)

@@ -40,6 +40,18 @@ def test_false_negative_mask_drops_duplicates_of_own_positive():
     assert loss.item() == pytest.approx(expected, rel=1e-6)
 
 
+def test_rows_of_the_same_query_do_not_use_each_others_positives_as_negatives():
+    # q1 and q2 are the same query (two rows, two positives): d2+ is a positive of q1 too, d1+ of q2.
+    loss, _ = soft_infonce(Q, DOCS, temperature=1.0, doc_ids=torch.tensor([[10, 11], [12, 13]]),
+                           query_ids=torch.tensor([7, 7]))
+    expected = (nll(1.0, [0.0, 1.0]) + nll(0.8, [1.0, 0.0])) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    # different queries: nothing masked, the plain loss
+    plain, _ = soft_infonce(Q, DOCS, temperature=1.0, doc_ids=torch.tensor([[10, 11], [12, 13]]),
+                            query_ids=torch.tensor([7, 8]))
+    assert plain.item() == pytest.approx(soft_infonce(Q, DOCS, temperature=1.0)[0].item(), rel=1e-6)
+
+
 def test_no_in_batch_mode_uses_own_group_only():
     loss, _ = soft_infonce(Q, DOCS, temperature=1.0, in_batch=False)
     expected = (nll(1.0, [0.0]) + nll(0.8, [0.0])) / 2
@@ -117,7 +129,7 @@ def _features(rows):
 
 
 COLUMNS = [
-    _features([[1, 2, 3], [4, 5], [6, 7, 8, 9]]),  # queries
+    _features([[1, 2, 3], [4, 5], [1, 2, 3]]),  # queries; rows 1 and 3 are one query -> each other's positive masked
     _features([[10, 11], [12, 13, 14], [15]]),  # positives
     _features([[16, 17], [10, 11], [18, 19]]),  # negatives; row 2's is row 1's positive -> masked for q1
 ]
@@ -142,7 +154,10 @@ def test_module_and_cached_module_agree_on_loss_and_gradients():
     # Independent path: the pure function on directly embedded columns, with ids built by hand.
     embs = [model(f)["sentence_embedding"] for f in COLUMNS]
     ids = torch.tensor([[1, 2], [3, 1], [4, 5]])
-    ref, _ = soft_infonce(embs[0], torch.stack(embs[1:], 1), LABELS, temperature=0.1, doc_ids=ids)
+    ref, _ = soft_infonce(embs[0], torch.stack(embs[1:], 1), LABELS, temperature=0.1, doc_ids=ids,
+                          query_ids=torch.tensor([0, 1, 0]))
+    unmasked, _ = soft_infonce(embs[0], torch.stack(embs[1:], 1), LABELS, temperature=0.1, doc_ids=ids)
+    assert abs(ref.item() - unmasked.item()) > 1e-4  # the same-query mask is in play
     assert total.item() == pytest.approx(ref.item(), rel=1e-5)
 
     cached = build_loss("cached_soft_infonce", model, mini_batch_size=2, temperature=0.1, kd_weight=1.0)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmkit.embed.mining import MiningArgs, bm25_index, bm25_scores, margin_keep, mine, near_duplicates
+from llmkit.embed.mining import MiningArgs, bm25_index, bm25_top, margin_keep, mine, near_duplicates
 from llmkit.errors import LlmkitError
 
 
@@ -37,14 +37,22 @@ def test_near_duplicates_by_hand():
 
 
 def test_bm25_matches_formula():
-    corpus = ["a b", "a c c", "d"]
-    scores = bm25_scores(["c a", "zzz"], bm25_index(corpus, k1=1.2, b=0.75))
-    avg = 6 / 3  # doc lengths 2, 3, 1
-    idf = lambda df: math.log(1 + (3 - df + 0.5) / (df + 0.5))  # noqa: E731
+    corpus = ["a b", "a c c", "d", "the cat sat", "cat cat dog"]
+    index = bm25_index(corpus, k1=1.2, b=0.75)
+    avg = 12 / 5  # doc lengths 2, 3, 1, 3, 3
+    idf = lambda df: math.log(1 + (5 - df + 0.5) / (df + 0.5))  # noqa: E731
     term = lambda tf, dl: tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * dl / avg))  # noqa: E731
-    expected = [idf(2) * term(1, 2), idf(2) * term(1, 3) + idf(1) * term(2, 3), 0.0]
-    assert scores[0].tolist() == pytest.approx(expected, rel=1e-9)
-    assert scores[1].tolist() == [0.0, 0.0, 0.0]
+    expected = {  # query term counts multiply (cat twice)
+        "c a": [idf(2) * term(1, 2), idf(2) * term(1, 3) + idf(1) * term(2, 3), 0.0, 0.0, 0.0],
+        "cat c cat": [0.0, idf(1) * term(2, 3), 0.0, 2 * idf(2) * term(1, 3), 2 * idf(2) * term(2, 3)],
+    }
+    tokenizer, retriever = index
+    for query, scores in expected.items():
+        ids = tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)
+        # bm25s leaves out the constant (k1 + 1) of the term weight
+        assert (retriever.get_scores(ids[0]) * 2.2).tolist() == pytest.approx(scores, rel=1e-6)
+    hits = bm25_top(["c a", "cat c cat", "zzz"], index, top=2, chunk=2)  # chunks of queries give the same hits
+    assert [sorted(h) for h in hits[:2].tolist()] == [[0, 1], [1, 4]] and hits.shape == (3, 2)
 
 
 VOCAB = "capital france paris city river seine lyon wine london bread cheese tower eiffel".split()
@@ -103,6 +111,22 @@ def test_pipeline_on_hand_set_scores_and_cache(tmp_path):
     assert len(calls) == n_calls  # cached: the teacher is not asked again
     mine(MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2), tmp_path / "mined", encoder=WordEncoder(), scorer=scorer)
     assert len(calls) > n_calls  # changed args: mined again
+
+
+def test_rows_of_one_query_are_mined_as_one_group(tmp_path):
+    """A query on two rows: neither row's positive may be mined as the other's negative, and both positives anchor
+    the margin (the lowest, 0.7 here: keep n iff t < 0.665)."""
+    second = "lyon is a city in france"  # a second correct answer, given on its own row
+    corpus = [{"task": "qa", "text": t} for t in TEACHER if t not in (POSITIVE, second)]
+    rows = [{"task": "qa", "query": "capital of france", "positives": [POSITIVE]},
+            {"task": "qa", "query": "capital of france", "positives": [second]}]
+    data, corp = _write(tmp_path, rows, corpus)
+    args = MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=2)
+    ds = mine(args, tmp_path / "mined", encoder=WordEncoder(), scorer=lambda q, d: np.array([TEACHER[x] for x in d]))
+    assert sorted(ds["positive"]) == sorted([POSITIVE, second])
+    for row in ds:
+        assert row["negatives"] == ["the seine is a river in france", "france makes wine and cheese"]  # 0.6, 0.55 < 0.665
+        assert row["scores"][1:] == pytest.approx([0.6, 0.55])
 
 
 def test_short_groups_are_filled_with_random_docs_that_pass_the_filter(tmp_path):
@@ -227,3 +251,59 @@ def test_replace_owned_dir_keeps_the_old_folder_when_filling_fails(tmp_path):
     with pytest.raises(LlmkitError, match="out_dir: .*file is a file"):
         with replace_owned_dir(tmp_path / "file", "marker.json", "out_dir"):
             pass
+
+
+def test_dense_top_is_the_exact_top_k_in_chunks():
+    from llmkit.embed.mining import dense_top
+
+    gen = np.random.default_rng(0)
+    queries, corpus = gen.normal(size=(37, 8)).astype(np.float32), gen.normal(size=(301, 8)).astype(np.float32)
+    expected = np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :10]
+    assert (dense_top(queries, corpus, 10, query_chunk=5, corpus_chunk=7) == expected).all()  # chunks smaller than k
+    assert (dense_top(queries, corpus, 10) == expected).all()
+    assert dense_top(queries, corpus[:4], 10).shape == (37, 4)  # k above the corpus size
+
+
+def test_embedding_cache_encodes_each_text_once_and_returns_rows_in_order():
+    from llmkit.embed.mining import EmbeddingCache
+
+    seen = []
+
+    class Recording(WordEncoder):
+        def encode(self, texts, **kwargs):
+            seen.append(list(texts))
+            return super().encode(texts, **kwargs)
+
+    cache = EmbeddingCache(Recording())
+    first = cache.embed(["paris city", "lyon wine"])
+    again = cache.embed(["lyon wine", "bread", "paris city", "bread"])
+    assert seen == [["paris city", "lyon wine"], ["bread"]]
+    direct = WordEncoder().encode(["lyon wine", "bread", "paris city", "bread"])
+    assert np.allclose(again, direct) and np.allclose(first, direct[[2, 0]])
+
+
+@pytest.mark.slow
+def test_multi_process_teacher_encodes_as_one_process():
+    """`llmkit mine --num_processes 2`: a two-process pool gives the single process' embeddings."""
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.embed.mining import EmbeddingCache, teacher_path
+
+    model = SentenceTransformer(teacher_path("sentence-transformers/all-MiniLM-L6-v2"), device="cpu")
+    texts = [f"sentence number {i} about {w}" for i, w in enumerate(VOCAB * 4)]
+    pool = model.start_multi_process_pool(["cpu", "cpu"])
+    try:
+        pooled = EmbeddingCache(model, pool).embed(texts)
+    finally:
+        model.stop_multi_process_pool(pool)
+    assert np.abs(pooled - EmbeddingCache(model).embed(texts)).max() < 1e-5
+
+
+def test_num_processes_flag_gives_one_teacher_device_each():
+    from llmkit.embed.cli import teacher_devices
+
+    assert teacher_devices(["r.yaml", "--seed", "1"]) == (["r.yaml", "--seed", "1"], None)
+    argv, devices = teacher_devices(["r.yaml", "--num_processes", "2", "--seed", "1"])
+    assert argv == ["r.yaml", "--seed", "1"] and devices == (["cuda:0", "cuda:1"] if torch.cuda.is_available() else ["cpu", "cpu"])
+    with pytest.raises(LlmkitError, match="--num_processes: x is not a positive whole number"):
+        teacher_devices(["r.yaml", "--num_processes", "x"])

@@ -90,3 +90,18 @@ def test_unknown_switch_suggests():
     with pytest.raises(LlmkitError) as err:
         build_embedder("tiny:llama-xs", pooling="meen")
     assert str(err.value) == "pooling: unknown value 'meen'; did you mean 'mean'? (choices: eos, mean)"
+
+
+def test_model_options_reach_the_backbone():
+    """attn_implementation (e.g. flash_attention_2 on GPU) is passed to transformers, not dropped."""
+    eager = build_embedder("tiny:llama-xs", max_seq_length=16, attn_implementation="eager", device="cpu")
+    assert eager[0].auto_model.config._attn_implementation == "eager"
+    assert build_embedder("tiny:llama-xs", max_seq_length=16, device="cpu")[0].auto_model.config._attn_implementation == "sdpa"
+
+
+def test_query_and_document_lengths_are_separate():
+    model = build_embedder("tiny:llama-xs", max_seq_length=16, query_max_length=40, device="cpu")
+    long = ["word " * 100]
+    query, doc = model[0].preprocess(long, task="query"), model[0].preprocess(long, task="document")
+    assert query["input_ids"].shape[1] == 40 and doc["input_ids"].shape[1] == 16
+    assert query["input_ids"][0, -1] == doc["input_ids"][0, -1] == model[0].tokenizer.eos_token_id

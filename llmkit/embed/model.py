@@ -40,10 +40,16 @@ def append_eos_after_truncation(tokenizer):
 
 
 def build_embedder(model_name_or_path: str, *, pooling: str = "eos", attention: str = "causal",
-                   max_seq_length: int = 512, lora=None, dtype: str | None = None, device: str | None = None):
+                   max_seq_length: int = 512, query_max_length: int | None = None, lora=None, dtype: str | None = None,
+                   device: str | None = None, attn_implementation: str | None = None, revision: str | None = None,
+                   trust_remote_code: bool = False):
     """A SentenceTransformer over a decoder LM: EOS (or mean) pooling, causal (or bidirectional) attention, L2 norm.
 
-    `lora` is a peft LoraConfig (task_type FEATURE_EXTRACTION) or None.
+    Documents are cut at `max_seq_length` tokens, queries at `query_max_length` (default the same): ST's
+    per-task lengths, applied by `encode_query` / `encode_document` and, in training, by the column-to-task
+    mapping; a call with no task gets the larger window. `lora` is a peft LoraConfig (task_type
+    FEATURE_EXTRACTION) or None. `attn_implementation` (sdpa | eager | flash_attention_2 ...), `revision` and
+    `trust_remote_code` reach transformers' loaders as in `load_causal_lm`.
     """
     import torch
     from sentence_transformers import SentenceTransformer
@@ -52,12 +58,17 @@ def build_embedder(model_name_or_path: str, *, pooling: str = "eos", attention: 
     from llmkit.models import check_model_path
 
     mode = choice("pooling", pooling, POOLING)
-    config_kwargs = choice("attention", attention, ATTENTION)
-    model_kwargs = {} if dtype in (None, "auto") else {"dtype": getattr(torch, dtype)}
-    backbone = Transformer(check_model_path(model_name_or_path), max_seq_length=max_seq_length, model_kwargs=model_kwargs,
+    attention_overrides = choice("attention", attention, ATTENTION)
+    hub = {"revision": revision, "trust_remote_code": trust_remote_code}  # for the model, its config and its tokenizer
+    model_kwargs = {**hub, **({} if dtype in (None, "auto") else {"dtype": getattr(torch, dtype)}),
+                    **({"attn_implementation": attn_implementation} if attn_implementation else {})}
+    query_max_length = query_max_length or max_seq_length
+    backbone = Transformer(check_model_path(model_name_or_path), max_seq_length=max(max_seq_length, query_max_length),
+                           query_length=query_max_length, document_length=max_seq_length,
+                           model_kwargs=model_kwargs, processor_kwargs=dict(hub), config_kwargs=dict(hub),
                            modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
                            module_output_name="token_embeddings")
-    if config_kwargs.get("is_causal") is False or getattr(backbone.auto_model.config, "is_causal", True) is False:
+    if attention_overrides.get("is_causal") is False or getattr(backbone.auto_model.config, "is_causal", True) is False:
         make_bidirectional(backbone.auto_model)
     tokenizer = backbone.tokenizer
     if tokenizer.pad_token is None:

@@ -16,12 +16,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
+
+import numpy as np
 
 from llmkit.errors import LlmkitError, did_you_mean
-
-TokenCounter = Callable[[str], int]
-
 
 @dataclass(frozen=True)
 class TaskPrompt:
@@ -48,30 +47,76 @@ def format_document(task: TaskPrompt, document: str) -> str:
     return format_query(task.instruction, document) if task.symmetric else document
 
 
-def truncate_tokens(text: str, max_tokens: int, tokenizer) -> str:
-    """`text` cut to its first `max_tokens` tokens."""
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+def named_prompts(tasks: dict[str, TaskPrompt]) -> dict[str, str]:
+    """sentence-transformers prompts (config_sentence_transformers.json) that give llmkit's zero-shot inputs.
+
+    One prompt per task, named after it (`encode_query(texts, prompt_name=task)`), with `{task}-document` empty
+    for asymmetric tasks (mteb's key order reads `{Task}-document` first); "query", used by `encode_query` by
+    default, is the first asymmetric task's instruction; "document" is empty.
+    """
+    prompts = {"query": "", "document": ""}
+    for name, task in tasks.items():
+        prompts[name] = format_query(task.instruction, "")
+        if not task.symmetric:
+            prompts[f"{name}-document"] = ""
+    default = next((task for task in tasks.values() if not task.symmetric), None)
+    if default is not None:
+        prompts["query"] = format_query(default.instruction, "")
+    return prompts
 
 
-def fit_examples(instruction: str, examples: Sequence[tuple[str, str]], count_tokens: TokenCounter,
-                 budget: int) -> list[tuple[str, str]]:
-    """The longest leading run of `examples` whose rendered blocks stay within `budget` tokens."""
-    kept, used = [], 0
-    for q, p in examples:
-        used += count_tokens(format_example(instruction, q, p))
+def is_instruction_prompt(prompt: str) -> bool:
+    """True for a stored prompt in llmkit's instruction form (`Instruct: ...\\nQuery: `): a model trained with it."""
+    return prompt.startswith("Instruct: ") and prompt.endswith("\nQuery: ")
+
+
+def token_lengths(tokenizer, texts: Sequence[str], chunk: int = 4096) -> list[int]:
+    """Token count of each text (no special tokens), tokenised in batches."""
+    out: list[int] = []
+    for i in range(0, len(texts), chunk):
+        out += [len(ids) for ids in tokenizer(list(texts[i:i + chunk]), add_special_tokens=False)["input_ids"]]
+    return out
+
+
+def cut_to_tokens(tokenizer, texts: Sequence[str], max_tokens: int, chunk: int = 4096) -> tuple[list[str], list[int]]:
+    """Each text cut to its first `max_tokens` tokens (texts within the limit unchanged), and its token count."""
+    out: list[str] = []
+    lengths: list[int] = []
+    for i in range(0, len(texts), chunk):
+        batch = list(texts[i:i + chunk])
+        for text, ids in zip(batch, tokenizer(batch, add_special_tokens=False)["input_ids"]):
+            out.append(text if len(ids) <= max_tokens else tokenizer.decode(ids[:max(max_tokens, 0)]))
+            lengths.append(min(len(ids), max(max_tokens, 0)))
+    return out, lengths
+
+
+def fit_examples(lengths: Sequence[int], budget: int) -> int:
+    """How many leading examples, of these token lengths, fit within `budget` tokens together."""
+    used = 0
+    for n, length in enumerate(lengths):
+        used += length
         if used > budget:
-            break
-        kept.append((q, p))
-    return kept
+            return n
+    return len(lengths)
 
 
-def sample_examples(pool: Sequence[tuple[str, str]], query: str, rng, k_max: int = 5) -> list[tuple[str, str]]:
-    """k ~ U{0..k_max} distinct (query, response) pairs from `pool`, never one whose query is `query`."""
-    k = int(rng.integers(0, k_max + 1))
-    others = [i for i, (q, _) in enumerate(pool) if q != query]
-    picks = rng.choice(len(others), size=min(k, len(others)), replace=False) if others and k else []
-    return [pool[others[i]] for i in picks]
+def sample_example_ids(pool_queries: Sequence[str], queries: Sequence[str], rng, k_max: int = 5) -> list[list[int]]:
+    """For each query, k ~ U{0..k_max} distinct indices into the pool whose pool query is not that query.
+
+    Linear in the rows (scanning the pool per row was quadratic: 11 h for a 500k-row task): each row draws a few
+    indices at random and skips its own query's entries; only a row whose draws ran short (a pool barely larger
+    than k) pays for a permutation of the pool.
+    """
+    n = len(pool_queries)
+    ks = rng.integers(0, k_max + 1, size=len(queries)).tolist()
+    draws = rng.integers(0, max(n, 1), size=(len(queries), 2 * k_max + 8)).tolist()
+    out = []
+    for query, k, row in zip(queries, ks, draws):
+        picked = list(dict.fromkeys(j for j in row if n and pool_queries[j] != query))[:k]
+        if len(picked) < k:
+            picked = [j for j in rng.permutation(n).tolist() if pool_queries[j] != query][:k]
+        out.append(picked)
+    return out
 
 
 def load_task_prompts(path: str | Path) -> dict[str, TaskPrompt]:
@@ -108,24 +153,83 @@ def task_prompt(tasks: dict[str, TaskPrompt], name: str, source: str) -> TaskPro
 
 
 def prompt_rows(rows: Sequence[dict], tasks: dict[str, TaskPrompt], tokenizer, rng, k_max: int = 5,
-                example_budget: int = 1536, example_max_tokens: int = 256) -> list[dict]:
+                example_budget: int = 1536, example_max_tokens: int = 256, query_max_length: int = 512) -> list[dict]:
     """Render mined rows {task, query, positive, negatives, ...} into model inputs (other keys pass through).
 
-    Examples for a row come from the (query, positive) pairs of its own task, cut to `example_max_tokens`
-    each, and the whole example prefix stays within `example_budget` tokens (BGE-ICL: query_max_len - 512).
+    The query side is `examples + Instruct: {task}\\nQuery: {q}`; truncation cuts the right end, so the query and
+    its instruction are kept whole and only examples give way: each example is cut to `example_max_tokens` per
+    side, and a row keeps the leading examples that fit both `example_budget` and what `query_max_length` leaves
+    after the query (BGE-ICL: query_max_len - 512). Lengths count the tokenizer's own special tokens (BOS, the
+    appended EOS). Documents are left whole: the embedder cuts them at its own document length
+    (sentence-transformers' `Transformer.document_length`). Examples come from the (query, positive) pairs of the
+    row's own task, never with the row's own query text.
     """
-    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
-    pools: dict[str, list[tuple[str, str]]] = {}
-    for row in rows:
-        pools.setdefault(row["task"], []).append((row["query"], row["positive"]))
-    out = []
+    specials = len(tokenizer("", add_special_tokens=True)["input_ids"])
+    out: list[dict] = [{} for _ in rows]
+    by_task: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
-        task = task_prompt(tasks, row["task"], f"row {i + 1}")
-        drawn = sample_examples(pools[row["task"]], row["query"], rng, k_max)
-        cut = [(truncate_tokens(q, example_max_tokens, tokenizer), truncate_tokens(p, example_max_tokens, tokenizer))
-               for q, p in drawn]
-        examples = fit_examples(task.instruction, cut, count, example_budget)
-        out.append({**row, "query": format_query(task.instruction, row["query"], examples),
-                    "positive": format_document(task, row["positive"]),
-                    "negatives": [format_document(task, n) for n in row["negatives"]]})
+        by_task.setdefault(row["task"], []).append(i)
+    for name, idx in by_task.items():
+        task = task_prompt(tasks, name, f"row {idx[0] + 1}")
+        # one input per distinct query: its rows (one per positive) share it, so the loss can tell they are one query
+        queries = list(dict.fromkeys(rows[i]["query"] for i in idx))
+        heads, head_lengths = _fitted_heads(task.instruction, queries, tokenizer, query_max_length - specials)
+        pool = list(dict.fromkeys((rows[i]["query"], rows[i]["positive"]) for i in idx))
+        picks = sample_example_ids([q for q, _ in pool], queries, rng, k_max)
+        # Cut each example side to what a typical row has room for, so that long pairs are cut rather than dropped.
+        room = min(example_budget, query_max_length - specials - int(np.median(head_lengths)))
+        side = min(example_max_tokens, (room - token_lengths(tokenizer, [format_example(task.instruction, "", "")])[0]) // 2)
+        head_overhead = token_lengths(tokenizer, [format_query(task.instruction, "")])[0]
+        query_lengths = {q: length - head_overhead for q, length in zip(queries, head_lengths)}
+        blocks = _example_blocks(task.instruction, pool, sorted({j for p in picks for j in p}), tokenizer, max(side, 0),
+                                 query_lengths)
+        rendered = {}
+        for query, head, head_length, picked in zip(queries, heads, head_lengths, picks):
+            room = min(example_budget, query_max_length - specials - head_length)
+            chosen = [blocks[j] for j in picked]
+            chosen = chosen[:fit_examples([length for _, length in chosen], room)]
+            near_limit = sum(length for _, length in chosen) + head_length + specials > query_max_length - 4 * len(chosen) - 4
+            rendered[query] = _fit_query(tokenizer, [text for text, _ in chosen], head, query_max_length, check=near_limit)
+        for i in idx:
+            out[i] = {**rows[i], "query": rendered[rows[i]["query"]], "positive": format_document(task, rows[i]["positive"]),
+                      "negatives": [format_document(task, n) for n in rows[i]["negatives"]]}
     return out
+
+
+def _fitted_heads(instruction: str, queries: list[str], tokenizer, room: int) -> tuple[list[str], list[int]]:
+    """`Instruct: {task}\\nQuery: {q}` per query and its token count; a query is cut (at its end) only when even
+    alone it overflows `room`."""
+    overhead = token_lengths(tokenizer, [format_query(instruction, "")])[0]
+    heads = [format_query(instruction, q) for q in queries]
+    lengths = token_lengths(tokenizer, heads)
+    over = [n for n, length in enumerate(lengths) if length > room]
+    for n, cut in zip(over, cut_to_tokens(tokenizer, [queries[n] for n in over], room - overhead - 1)[0]):
+        heads[n] = format_query(instruction, cut)
+        lengths[n] = token_lengths(tokenizer, [heads[n]])[0]
+    return heads, lengths
+
+
+def _example_blocks(instruction: str, pool, used: list[int], tokenizer, max_tokens: int,
+                    query_lengths: dict[str, int]) -> dict[int, tuple[str, int]]:
+    """Pool index -> (rendered example block with both sides cut to `max_tokens`, its token count), each made once.
+
+    A block's count is its template's plus its two sides': responses are tokenised here, queries were counted as
+    part of their own input (`query_lengths`) and only the long ones are tokenised again to be cut. Pieces can merge
+    or split differently at the joins by a token or so, which `_fit_query` settles near the limit.
+    """
+    responses, response_lengths = cut_to_tokens(tokenizer, [pool[j][1] for j in used], max_tokens)
+    queries = {q: (q, length) for q, length in ((pool[j][0], query_lengths[pool[j][0]]) for j in used) if length <= max_tokens}
+    long = list(dict.fromkeys(pool[j][0] for j in used if pool[j][0] not in queries))
+    queries.update(zip(long, zip(*cut_to_tokens(tokenizer, long, max_tokens))))
+    template = token_lengths(tokenizer, [format_example(instruction, "", "")])[0]
+    return {j: (format_example(instruction, queries[pool[j][0]][0], response),
+                template + queries[pool[j][0]][1] + response_length)
+            for j, response, response_length in zip(used, responses, response_lengths)}
+
+
+def _fit_query(tokenizer, examples: list[str], head: str, max_length: int, check: bool) -> str:
+    """Examples + head; near the limit (token counts of parts need not add up exactly) the whole input is
+    tokenised and trailing examples are dropped until it fits."""
+    while check and examples and len(tokenizer("".join(examples) + head)["input_ids"]) > max_length:
+        examples = examples[:-1]
+    return "".join(examples) + head

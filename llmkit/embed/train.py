@@ -44,11 +44,12 @@ def training_columns(rows: list[dict]):
 
 
 def prepare_datasets(mined, tasks: dict[str, TaskPrompt], tokenizer, *, seed: int = 0, instructions: bool = True,
-                     k_max: int = 5, example_budget: int = 1536, example_max_tokens: int = 256) -> dict[str, Any]:
-    """One training Dataset per task, prompted (unless `instructions` is false) once, before launch, with a fixed seed."""
+                     k_max: int = 5, example_budget: int = 1536, example_max_tokens: int = 256,
+                     query_max_length: int = 512) -> dict[str, Any]:
+    """One training Dataset per task, prompted (unless `instructions` is false) once, with a fixed seed."""
     rows = mined.to_list() if hasattr(mined, "to_list") else list(mined)
     rendered = prompt_rows(rows, tasks, tokenizer, np.random.default_rng(seed), k_max=k_max, example_budget=example_budget,
-                           example_max_tokens=example_max_tokens) if instructions else rows
+                           example_max_tokens=example_max_tokens, query_max_length=query_max_length) if instructions else rows
     by_task: dict[str, list[dict]] = {}
     for row in rendered:
         by_task.setdefault(row["task"], []).append(row)

@@ -3,9 +3,10 @@
 `llmkit eval eval/mteb_local.yaml --model RUN/final` (or eval/mteb_eng_v2.yaml online). Stands on mteb's runner
 (`mteb.evaluate`), its task classes, metrics and result files (`ResultCache`: <out>/mteb/results/<model>/<revision>/
 <Task>.json), and on sentence-transformers to load and encode. llmkit adds:
-- `LlmkitEncoder`, mteb's encoder protocol around a SentenceTransformer that renders llmkit's inputs
-  (llmkit.embed.prompts): `Instruct: {task}\\nQuery: {q}` with optional fixed in-context examples on the query side
-  of retrieval/reranking and on both sides of symmetric task types; documents stay raw;
+- `LlmkitEncoder`, mteb's encoder protocol around a SentenceTransformer. For a model trained by llmkit (its saved
+  query prompt is in llmkit's form) it renders llmkit's inputs (llmkit.embed.prompts): `Instruct: {task}\\nQuery: {q}`
+  with optional fixed in-context examples on the query side of retrieval/reranking and on both sides of
+  symmetric task types, documents raw; any other model keeps its own stored prompts (`prompts: auto`);
 - `mteb_benchmark: local`: six bundled tasks (llmkit/assets/mteb_mini, scripts/make_mteb_mini.py), one per task
   type, as mteb task subclasses that override `load_data` (no hub access);
 - the summary: Mean(Task), Mean(TaskType) (each type's mean weighted equally, as the leaderboard does) and a
@@ -30,21 +31,46 @@ MINI = Path(__file__).resolve().parents[1] / "assets" / "mteb_mini"
 ASYMMETRIC_TYPES = {"Retrieval", "Reranking", "InstructionRetrieval", "InstructionReranking"}
 
 
+def prompt_format(setting, model) -> str:
+    """The suite's `prompts` setting -> how inputs are rendered: "llmkit", "own" or "none".
+
+    auto (default): llmkit's instruction format only for a model trained with it (its saved query prompt is in
+    that form, llmkit.embed.prompts.named_prompts); any other model keeps its own stored prompts, as mteb's
+    default wrapper would (all-MiniLM-L6-v2 has none). llmkit / true: llmkit's format for any model.
+    none / false: raw texts.
+    """
+    from llmkit.embed.prompts import is_instruction_prompt
+
+    value = str(setting).lower()
+    if value in {"llmkit", "true", "yes", "1", "on"}:
+        return "llmkit"
+    if value in {"none", "false", "no", "0", "off"}:
+        return "none"
+    if value != "auto":
+        raise LlmkitError(f"prompts: unknown value {setting!r}; use auto, llmkit or none")
+    own = getattr(model, "prompts", None) or {}
+    return "llmkit" if is_instruction_prompt(own.get("query") or "") else "own"
+
+
 class LlmkitEncoder:
-    """mteb's EncoderProtocol for a SentenceTransformer, fed llmkit's instruction (+ example) inputs."""
+    """mteb's EncoderProtocol for a SentenceTransformer: llmkit's instruction (+ example) inputs, the model's own
+    stored prompts (resolved by mteb's key order, through `encode_query` / `encode_document`), or raw texts."""
 
     def __init__(self, model, name: str, revision: str, instructions: dict[str, str] | None = None,
-                 examples_dir: str | Path | None = None, use_prompts: bool = True):
+                 examples_dir: str | Path | None = None, prompts="auto"):
+        from mteb.models.abs_encoder import AbsEncoder
         from mteb.models.model_meta import ModelMeta, ScoringFunction
 
         self.model = model
         self.instructions = instructions or {}
         self.examples_dir = Path(examples_dir) if examples_dir else None
-        self.use_prompts = use_prompts
+        self.format = prompt_format(prompts, model)
+        own = {k: v for k, v in (getattr(model, "prompts", None) or {}).items() if v is not None}
+        self.own_prompts = AbsEncoder.validate_task_to_prompt_name(own, raise_for_invalid_keys=False)[0] or {}
         self.mteb_model_meta = ModelMeta.create_empty({
             "name": name, "revision": revision, "embed_dim": model.get_embedding_dimension(),
-            "max_tokens": model.max_seq_length, "similarity_fn_name": ScoringFunction.COSINE, "use_instructions": use_prompts,
-            "framework": ["Sentence Transformers", "PyTorch"]})
+            "max_tokens": model.max_seq_length, "similarity_fn_name": ScoringFunction.COSINE,
+            "use_instructions": self.format != "none", "framework": ["Sentence Transformers", "PyTorch"]})
 
     def instruction(self, task_metadata, prompt_type) -> str:
         """The task's own instruction (suite file, then mteb metadata), else llmkit's default for its type."""
@@ -60,7 +86,7 @@ class LlmkitEncoder:
         from llmkit.embed.prompts import format_query, load_example_file
 
         is_document = getattr(prompt_type, "value", prompt_type) == "document"
-        if not self.use_prompts or (task_metadata.type in ASYMMETRIC_TYPES and is_document):
+        if self.format != "llmkit" or (task_metadata.type in ASYMMETRIC_TYPES and is_document):
             return list(texts)
         path = self.examples_dir / f"{task_metadata.name}.json" if self.examples_dir else None
         examples = load_example_file(path) if path is not None and path.is_file() else []
@@ -75,9 +101,16 @@ class LlmkitEncoder:
         hold texts of similar length. Per input-order batch, padding to each batch's longest text made MTEB
         encoding 3-4x slower on CPU (scripts/bench/embed_encode.py).
         """
-        texts = self.render([text for batch in inputs for text in batch["text"]], task_metadata, prompt_type)
-        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                                 show_progress_bar=False).astype(np.float32)
+        texts = [text for batch in inputs for text in batch["text"]]
+        options = dict(batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        if self.format == "own":
+            from mteb.models.abs_encoder import get_prompt_name
+
+            name = get_prompt_name(self.own_prompts, task_metadata, prompt_type) if self.own_prompts else None
+            side = getattr(prompt_type, "value", prompt_type)
+            encode = {"query": self.model.encode_query, "document": self.model.encode_document}.get(side, self.model.encode)
+            return encode(texts, prompt=self.own_prompts.get(name) if name else None, **options).astype(np.float32)
+        return self.model.encode(self.render(texts, task_metadata, prompt_type), **options).astype(np.float32)
 
     def similarity(self, a, b):
         import torch
@@ -180,15 +213,35 @@ def select_tasks(benchmark: str, suite_path: str) -> list:
     """`local` -> the bundled tasks; an mteb benchmark name (needs the hub for its datasets) -> its tasks."""
     if benchmark == "local":
         return local_tasks()
-    if _offline():
-        raise LlmkitError(f"{suite_path}: {benchmark} downloads its datasets from the Hugging Face Hub and "
-                          "HF_HUB_OFFLINE is set; run it online, or use eval/mteb_local.yaml offline")
+    if _offline() or not hub_reachable():
+        raise LlmkitError(f"{suite_path}: {benchmark} downloads its datasets from the Hugging Face Hub, which is "
+                          f"unreachable (HF_HUB_OFFLINE is set, or {_hub_endpoint()} did not answer); run it online, "
+                          "or use eval/mteb_local.yaml offline")
     import mteb
 
     try:
         return list(mteb.get_benchmark(benchmark).tasks)
     except KeyError as err:
         raise LlmkitError(f"{suite_path}: mteb_benchmark {benchmark!r} is not an mteb benchmark ({err})") from None
+
+
+def _hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hub_reachable(timeout: float = 5.0) -> bool:
+    """One short request to the hub (proxy settings honoured): any HTTP answer counts. Without it, the datasets
+    library retries each download for minutes and ends in a long traceback."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(_hub_endpoint(), method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return True  # the hub answered, even if not with 200
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
 
 
 def _offline() -> bool:
@@ -257,7 +310,8 @@ def run_mteb(suite: dict, overrides: dict, suite_path: str, model_path: str, out
     model = load_embedder(model_path, config)
     name = "llmkit/" + "__".join(Path(model_path).parts[-2:]) if Path(model_path).exists() else model_path
     encoder = LlmkitEncoder(model, name=name, revision=key, examples_dir=examples_dir,
-                            use_prompts=_bool(config.get("prompts", True)))
+                            prompts=config.get("prompts", "auto"))
+    print(f"llmkit eval: inputs {DESCRIBE_FORMAT[encoder.format]}", file=sys.stderr)
     result = mteb.evaluate(encoder, tasks, cache=mteb.ResultCache(out_dir / "mteb"),
                            overwrite_strategy="always" if force else "only-missing",
                            encode_kwargs={"batch_size": batch_size}, show_progress_bar=False)
@@ -296,8 +350,8 @@ def _positive_int(value, key: str, suite_path: str) -> int:
     return number
 
 
-def _bool(value) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() in {"true", "yes", "1", "on"}
+DESCRIBE_FORMAT = {"llmkit": "in llmkit's instruction format (Instruct: ...\\nQuery: ..., + fixed examples)",
+                   "own": "with the model's own stored prompts (mteb's key order)", "none": "raw, no prompt"}
 
 
 # Instructions for tasks that have none of their own (mteb metadata `prompt`, or the suite's file); E5-style.

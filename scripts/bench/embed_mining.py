@@ -8,8 +8,8 @@ The corpus is generated here from a seed and written to a temporary folder (noth
 "{name} works as a {job} in {city}. ..." whose fields overlap across documents, so BM25 and the dense teacher both
 return look-alike candidates and the margin filter has work to do; each query asks about one profile, its positive.
 Stages (seconds from mining.json's per-task stats, queries/s = queries / seconds):
-  - dense:   MiniLM encodes corpus + queries, `semantic_search` top-N;
-  - bm25:    index the corpus, score the queries, top-N;
+  - dense:   MiniLM encodes corpus + queries, exact chunked top-N (`dense_top`);
+  - bm25:    bm25s indexes the corpus, top-N per query (queries streamed);
   - rescore: per query, the teacher scores BM25 ∪ dense candidates (dense reranker: cosines of the embeddings the
              first stage made), the 0.95 relative margin, top-K (random fill).
 """

@@ -26,10 +26,10 @@ def test_gathered_infonce_equals_single_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
 
-    q, docs, teacher, ids = global_batch(world)
+    q, docs, teacher, ids, query_ids = global_batch(world)
     q.requires_grad_()
     docs.requires_grad_()
-    loss, _ = soft_infonce(q, docs, teacher, temperature=0.05, teacher_temperature=0.5, doc_ids=ids)
+    loss, _ = soft_infonce(q, docs, teacher, temperature=0.05, teacher_temperature=0.5, doc_ids=ids, query_ids=query_ids)
     loss.backward()
 
     # Each rank averages over its own B queries, so the global mean is the mean of the rank losses.
