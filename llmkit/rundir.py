@@ -42,6 +42,11 @@ _NON_RESULT_KEYS = {
 }
 
 
+# Set by a task from its data after the resume decision (the embed task's column -> query/document router), so
+# config.yaml has them and a fresh resolve does not: they follow from the other keys and are never compared.
+_DERIVED_KEYS = {"router_mapping"}
+
+
 def check_run_name(run_name: str, source: str) -> None:
     """A run name is one folder name: no path separator, no `..`, so the run stays inside output_root."""
     if not run_name or "/" in run_name or os.sep in run_name or (os.altsep and os.altsep in run_name) or ".." in run_name:
@@ -50,7 +55,7 @@ def check_run_name(run_name: str, source: str) -> None:
 
 def result_config(resolved: dict) -> dict:
     """The resolved config without the keys that cannot change results, as YAML would store it."""
-    kept = {k: v for k, v in resolved.items() if k not in _NON_RESULT_KEYS}
+    kept = {k: v for k, v in resolved.items() if k not in _NON_RESULT_KEYS | _DERIVED_KEYS}
     return yaml.safe_load(yaml.safe_dump(kept, sort_keys=True))
 
 

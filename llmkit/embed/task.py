@@ -170,7 +170,10 @@ def train(run, model_args: ModelArgs, mining_args: MiningArgs, embed_args: Embed
     out = mined_dir(embed_args, train_args.output_dir)
     load_mined(mining_inputs(mining_args), out, session.recipe_path)  # refuses data mined with other settings
     tasks = load_task_prompts(bundled(embed_args.task_prompts))
-    # model
+    # model: seeded first, so the LoRA init (and the run) does not depend on what ran before in the process
+    from transformers import set_seed
+
+    set_seed(train_args.seed)
     lora = embedding_lora(model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout,
                           model_args.lora_target_modules or "all-linear") if model_args.use_peft else None
     model = build_embedder(model_args.model_name_or_path, pooling=embed_args.pooling, attention=embed_args.attention,
