@@ -178,6 +178,23 @@ def test_multi_power_parameter_recovery_with_no_parameter_on_a_bound():
     assert params["C"] * params["beta"] == pytest.approx(0.12, rel=0.1)  # the drop response's initial rate
 
 
+@pytest.mark.parametrize("law, truth", [("annealing", [2.5, 30.0, 3e-4, 0.5]), ("multi_power", [2.4, 21.0, 0.43, 0.16, 0.1, 0.6, 0.64])])
+def test_bootstrap_gauss_newton_refit_reaches_the_lbfgsb_optimum(law, truth):
+    """Bootstrap draws are refitted by Gauss-Newton from the fit: started 2% off, it must land on L-BFGS-B's optimum."""
+    from llmkit.scaling.fit import _gauss_newton, _prepare
+
+    law_, curves = LAWS[law], []
+    for seed, spec in enumerate(["cosine:peak=3e-4,steps=6000,warmup=300,min=3e-5", "twostage:peak=3e-4,steps=5000,warmup=300,switch=2500,second=9e-5"]):
+        lr = parse_schedule(spec)
+        steps = np.arange(300, len(lr), 50)
+        clean = law_.predict(np.array(truth), law_.features(lr / lr.max(), **law_.defaults), steps)[0]
+        curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
+    fitted = fit(curves, law, n_boot=0)
+    _, data, _ = _prepare(curves, law_, fitted.options, None)
+    got = _gauss_newton(fitted.theta * 1.02, law_, data, 1e-3, max_iter=30)
+    np.testing.assert_allclose(got, fitted.theta, rtol=1e-3)
+
+
 def test_identifiability_warnings_for_one_constant_curve():
     curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "constant:peak=3e-4,steps=5000,warmup=100", 50, 0.002, 2)
     got = fit([curve], "annealing", n_boot=0)

@@ -442,7 +442,7 @@ def _gauss_newton(theta, law, data, delta, max_iter: int = 8):
         return value, (np.concatenate(rows), np.concatenate(rhs))
 
     value, system = linearise(theta)
-    for _ in range(max_iter):
+    for _ in range(max_iter if system is not None else 0):
         step = np.linalg.lstsq(*system, rcond=1e-10)[0] * scale
         for _ in range(20):  # halve the step until the objective does not rise
             trial = np.clip(theta + step, lo, hi)

@@ -127,11 +127,11 @@ def _power_design(alpha, feats, steps):
 # increases included; their fit leaves every parameter free (AdamW, no bounds), so the only bounds here are the law's
 # domain (C, beta > 0 keep (C x + 1)^-beta defined and decreasing). Parameters are in peak-normalised LR units.
 LEVEL = 0.03  # log-eta width of a drop bin: eta^-gamma varies by < 3% gamma inside one
-MPL_KNOTS = 200  # evenly spaced steps at which LD is evaluated on a dense query, plus the steps right after LR jumps
-_AFTER_EVENT = np.unique(np.round(1.15 ** np.arange(61)).astype(np.int64)) - 1  # offsets of the knots after an event: 0 .. ~4700
+MPL_KNOTS = 120  # evenly spaced steps at which LD is evaluated on a dense query, plus the steps right after LR jumps
+_AFTER_EVENT = np.unique(np.round(1.2 ** np.arange(47)).astype(np.int64)) - 1  # offsets of the knots after an event: 0 .. ~5000
 
 
-def _mpl_features(lr: np.ndarray, bin_steps: int = 64) -> dict:
+def _mpl_features(lr: np.ndarray, bin_steps: int = 128) -> dict:
     """S1 plus the LR drops grouped into bins of <= bin_steps steps, so LD costs O(points * bins) not O(points * steps)."""
     lr = np.maximum(lr, 0.0)
     drop = np.concatenate([[0.0], lr[:-1] - lr[1:]])
@@ -268,7 +268,7 @@ LAWS = {
         features=_mpl_features,
         predict=_mpl_predict,
         linear_design=_mpl_design,
-        defaults={"bin_steps": 64},
+        defaults={"bin_steps": 128},
         starts=2,  # on the development curves every start reached the same optimum; each costs seconds per-step
     ),
     "power": Law(
