@@ -350,8 +350,8 @@ def _loco_refits(law, data, delta, theta=None) -> list[tuple[int, np.ndarray, np
     return refits
 
 
-# --law auto chooses among these. multi_power is left out: its fit takes about a minute per refit (see the README).
-AUTO_LAWS = ("annealing", "annealing_2scale", "power")
+# --law auto chooses among these (multi_power's refits take seconds: 2 starts each, see scripts/bench/scaling_fit_time.py)
+AUTO_LAWS = ("annealing", "annealing_2scale", "multi_power", "power")
 
 
 def choose_law(curves: list[Curve], options: dict | None = None, min_step: int | None = None, max_step: int | None = None,
