@@ -66,6 +66,26 @@ def test_multi_power_matches_direct_sum(bin_steps):
     np.testing.assert_allclose(got, want, rtol=1e-9 if bin_steps == 1 else 2e-4)
 
 
+def test_multi_power_by_hand_on_a_four_step_schedule():
+    # lr 1, 1, 0.5, 0.5; all parameters 1. t=2: S1 = 2.5, one drop of 0.5 at k=2 with eta_2^-1 * S_2(2) = 2 * 0.5 = 1,
+    # G = 1 - 1/2; t=3: S1 = 3, S_2(3) = 1, G = 1 - 1/3. L = 1 + 1/S1 - 0.5 * G.
+    lr = np.array([1.0, 1.0, 0.5, 0.5])
+    got = LAWS["multi_power"].predict(np.ones(7), LAWS["multi_power"].features(lr), np.array([1, 2, 3]))[0]
+    np.testing.assert_allclose(got, [1 + 1 / 2, 1 + 1 / 2.5 - 0.5 / 2, 1 + 1 / 3 - 0.5 * 2 / 3], rtol=1e-12)
+
+
+def test_multi_power_dense_query_matches_direct_sum():
+    """A per-step query evaluates LD on knots (dense right after a jump) and interpolates: within 2e-5 of the loss."""
+    lr = parse_schedule("cosine:peak=1,steps=3000,warmup=100,min=0.1")
+    lr = np.where(np.arange(3001) > 2000, 0.05, lr)
+    theta = np.array([2.4, 21.0, 0.43, 0.16, 0.1, 0.6, 0.64])  # the authors' 400M fit in peak-normalised units
+    steps = np.arange(150, 3001)
+    got = LAWS["multi_power"].predict(theta, LAWS["multi_power"].features(lr), steps)[0]
+    check = np.array([150, 700, 1999, 2000, 2001, 2003, 2010, 2040, 2200, 2500, 3000])
+    want = np.array([_loop_mpl(theta, lr, t) for t in check])
+    np.testing.assert_allclose(got[check - 150], want, rtol=2e-5)
+
+
 @pytest.mark.parametrize("name", sorted(LAWS))
 def test_jacobians_match_finite_differences(name):
     law = LAWS[name]
@@ -137,6 +157,42 @@ def test_two_scale_parameter_recovery():
     assert got["C"] == pytest.approx(truth[2], rel=0.1)
     assert got["C_fast"] == pytest.approx(truth[3], rel=0.2)
     assert got["alpha"] == pytest.approx(truth[4], abs=0.05)
+
+
+def test_multi_power_parameter_recovery_with_no_parameter_on_a_bound():
+    # the authors' 400M fit in peak-normalised units; beta = 12 is a near-exponential response to an LR drop, which the
+    # old artificial bound beta <= 10 cut off (the authors' fit has no bounds)
+    truth = np.array([2.4, 21.0, 0.43, 0.16, 0.01, 12.0, 0.64])  # L0, A, alpha, B, C, beta, gamma
+    law, curves = LAWS["multi_power"], []
+    for seed, spec in enumerate(["cosine:peak=3e-4,steps=6000,warmup=300,min=3e-5", "constant:peak=3e-4,steps=6000,warmup=300",
+                                 "twostage:peak=3e-4,steps=5000,warmup=300,switch=2500,second=9e-5"]):
+        lr = parse_schedule(spec)
+        steps = np.arange(300, len(lr), 25)
+        clean = law.predict(truth, law.features(lr / lr.max()), steps)[0]
+        curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 2e-4, len(steps)))))
+    got = fit(curves, "multi_power", n_boot=0)
+    assert not any("bound" in w for w in got.warnings), got.warnings
+    params = got.params()
+    for name, want, tol in [("L0", 2.4, 0.02), ("alpha", 0.43, 0.1), ("B", 0.16, 0.1), ("beta", 12.0, 0.3), ("gamma", 0.64, 0.1)]:
+        assert params[name] == pytest.approx(want, rel=tol), name
+    assert params["C"] * params["beta"] == pytest.approx(0.12, rel=0.1)  # the drop response's initial rate
+
+
+@pytest.mark.parametrize("law, truth", [("annealing", [2.5, 30.0, 3e-4, 0.5]), ("multi_power", [2.4, 21.0, 0.43, 0.16, 0.1, 0.6, 0.64])])
+def test_bootstrap_gauss_newton_refit_reaches_the_lbfgsb_optimum(law, truth):
+    """Bootstrap draws are refitted by Gauss-Newton from the fit: started 2% off, it must land on L-BFGS-B's optimum."""
+    from llmkit.scaling.fit import _gauss_newton, _prepare
+
+    law_, curves = LAWS[law], []
+    for seed, spec in enumerate(["cosine:peak=3e-4,steps=6000,warmup=300,min=3e-5", "twostage:peak=3e-4,steps=5000,warmup=300,switch=2500,second=9e-5"]):
+        lr = parse_schedule(spec)
+        steps = np.arange(300, len(lr), 50)
+        clean = law_.predict(np.array(truth), law_.features(lr / lr.max(), **law_.defaults), steps)[0]
+        curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
+    fitted = fit(curves, law, n_boot=0)
+    _, data, _ = _prepare(curves, law_, fitted.options, None)
+    got = _gauss_newton(fitted.theta * 1.02, law_, data, 1e-3, max_iter=30)
+    np.testing.assert_allclose(got, fitted.theta, rtol=1e-3)
 
 
 def test_identifiability_warnings_for_one_constant_curve():

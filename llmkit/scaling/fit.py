@@ -176,8 +176,10 @@ def _lbfgsb(theta0, law, data, delta, maxiter=2000):
 
 
 ALPHA_GRID = np.concatenate([np.linspace(0.02, 1.0, 25), np.linspace(1.1, 2.5, 8)])
-# non-linear parameters of the multi-power law that variable projection cannot solve: (C, beta, gamma) seeds
-MPL_SEEDS = [(0.05, 0.5, 0.5), (0.5, 0.5, 0.5), (2.0, 0.6, 0.6)]
+# non-linear parameters of the multi-power law that variable projection cannot solve: (C, beta, gamma) seeds in
+# peak-normalised units: the authors' start (C = 1, beta = gamma = 0.5 at their raw peak LR 3e-4, i.e. C = 3e-4^0.5
+# here) and the region of their fitted values (C = 2.0-2.1 raw, i.e. ~0.1 here, beta ~0.6, gamma ~0.64)
+MPL_SEEDS = [(3e-4**0.5, 0.5, 0.5), (0.1, 0.6, 0.6)]
 
 
 def _starts(law, data, delta, n_starts):
@@ -268,7 +270,7 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
 
 
 def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None, min_step: int | None = None,
-        max_step: int | None = None, delta: float = 1e-3, n_starts: int = 4, n_boot: int = 100, seed: int = 0) -> Fit:
+        max_step: int | None = None, delta: float = 1e-3, n_starts: int | None = None, n_boot: int = 100, seed: int = 0) -> Fit:
     """Fit `law` jointly to `curves` (points with min_step <= step <= max_step), then block-bootstrap the parameters."""
     name = law_name(law)
     law_ = LAWS[name]
@@ -283,7 +285,7 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     if n < len(law_.params) + 1:
         raise LlmkitError(f"fit: {n} points inside the fit window, law {name!r} needs at least {len(law_.params) + 1}")
     best = None
-    for theta0 in _starts(law_, data, delta, n_starts):
+    for theta0 in _starts(law_, data, delta, n_starts or law_.starts):
         theta, value, ok = _lbfgsb(theta0, law_, data, delta)
         if best is None or value < best[1]:
             best = (theta, value, ok)
@@ -296,7 +298,7 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
     boot = _bootstrap(theta, law_, data, delta, n_boot, seed)
     loco, cv_error = np.zeros((0, len(theta))), None
     if n_boot > 0 and len(data) >= 2:
-        loco_resid, loco = _leave_one_curve_out(law_, data, delta)
+        loco_resid, loco = _leave_one_curve_out(law_, data, delta, theta)
         cv_error = float(np.mean(np.abs(np.expm1(loco_resid)))) if len(loco_resid) else None
     notes = _identifiability(curves, law_, data, theta, peak, kept)
     if not ok:
@@ -317,7 +319,7 @@ def _check_options(options: dict) -> None:
         raise LlmkitError(f"bin_steps={options['bin_steps']}: must be a whole number >= 1")
 
 
-def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
+def _leave_one_curve_out(law, data, delta, theta=None) -> tuple[np.ndarray, np.ndarray]:
     """Refit without each curve in turn: the held-out curve's log residuals, and the refitted parameters.
 
     The held-out residuals are the fit's cross-validation error (`cv_error`, `--law auto`). The refits disagree
@@ -325,28 +327,31 @@ def _leave_one_curve_out(law, data, delta) -> tuple[np.ndarray, np.ndarray]:
     A refit that fails the identifiability rule (e.g. only constant-LR curves left: C is whatever the start
     was) or predicts a loss <= 0 on the held-out curve says nothing about the full fit's error and is dropped.
     """
-    refits = _loco_refits(law, data, delta)
+    refits = _loco_refits(law, data, delta, theta)
     out = [resid for _, _, resid in refits]
     return (np.concatenate(out) if out else np.zeros(0)), np.array([t for _, t, _ in refits]).reshape(-1, len(law.params))
 
 
-def _loco_refits(law, data, delta) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(held-out curve index, refitted parameters, its log residuals) for each refit that `_leave_one_curve_out` keeps."""
+def _loco_refits(law, data, delta, theta=None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(held-out curve index, refitted parameters, its log residuals) for each refit that `_leave_one_curve_out` keeps.
+    Each refit starts from the best variable-projection seeds of the remaining curves (two; one plus the full fit's
+    `theta` where given: it is near the refit's optimum and saves a costly multi_power start)."""
     refits = []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
         if sum(len(s) for _, s, _ in rest) <= len(law.params) or not _identified(law, rest):
             continue
-        theta = min((_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)), key=lambda r: r[1])[0]
+        seeds = _starts(law, rest, delta, 2) if theta is None else [theta] + _starts(law, rest, delta, 1)
+        refit = min((_lbfgsb(t0, law, rest, delta) for t0 in seeds), key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
-        pred = law.predict(theta, feats, steps)[0]
+        pred = law.predict(refit, feats, steps)[0]
         if np.all(pred > 0):
-            refits.append((j, theta, logy - np.log(pred)))
+            refits.append((j, refit, logy - np.log(pred)))
     return refits
 
 
-# --law auto chooses among these. multi_power is left out: its fit takes about a minute per refit (see the README).
-AUTO_LAWS = ("annealing", "annealing_2scale", "power")
+# --law auto chooses among these (multi_power's refits take seconds: 2 starts each, see scripts/bench/scaling_fit_time.py)
+AUTO_LAWS = ("annealing", "annealing_2scale", "multi_power", "power")
 
 
 def choose_law(curves: list[Curve], options: dict | None = None, min_step: int | None = None, max_step: int | None = None,
@@ -413,8 +418,49 @@ def _block_resample(resid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([resid[s : s + block] for s in starts])[:n]
 
 
+def _gauss_newton(theta, law, data, delta, max_iter: int = 8):
+    """Refit from theta by Gauss-Newton on the Huber objective (iteratively reweighted least squares), steps halved
+    until the objective falls and clipped to the bounds. A bootstrap draw's data differ from the fitted curve by one
+    residual resample, so its optimum lies a step or two from theta: a few Jacobians instead of an L-BFGS-B run of
+    about a hundred evaluations, which is what made per-step multi_power bands take minutes."""
+    lo = np.array([b[0] for b in law.bounds])
+    hi = np.array([b[1] for b in law.bounds])
+    scale = np.maximum(np.abs(theta), 1e-3)  # columns scaled like _lbfgsb's coordinates, so lstsq's cut-off is fair
+
+    def linearise(t):
+        """The objective at t, and the weighted least-squares system of its Gauss-Newton step (None: outside the domain)."""
+        value, rows, rhs = 0.0, [], []
+        for feats, steps, logy in data:
+            pred, jac = law.predict(t, feats, steps)
+            if not np.all(pred > 0) or not np.all(np.isfinite(jac)):
+                return np.inf, None
+            r = logy - np.log(pred)
+            value += _huber(r, delta)[0].sum()
+            w = np.sqrt(np.minimum(1.0, delta / np.maximum(np.abs(r), 1e-300)))  # Huber's IRLS weights
+            rows.append(w[:, None] * jac / pred[:, None] * scale)
+            rhs.append(w * r)
+        return value, (np.concatenate(rows), np.concatenate(rhs))
+
+    value, system = linearise(theta)
+    for _ in range(max_iter if system is not None else 0):
+        step = np.linalg.lstsq(*system, rcond=1e-10)[0] * scale
+        for _ in range(20):  # halve the step until the objective does not rise
+            trial = np.clip(theta + step, lo, hi)
+            trial_value, trial_system = linearise(trial)
+            if trial_value <= value:
+                break
+            step /= 2
+        else:
+            break
+        moved = np.max(np.abs(trial - theta) / scale)
+        theta, value, system = trial, trial_value, trial_system
+        if moved < 1e-7:
+            break
+    return theta
+
+
 def _bootstrap(theta, law, data, delta, n_boot, seed):
-    """Refit on fitted-curve + resampled-residual data, warm-started at theta (residual block bootstrap)."""
+    """Refit on fitted-curve + resampled-residual data, from theta (residual block bootstrap)."""
     if n_boot <= 0:
         return np.zeros((0, len(theta)))
     from tqdm import tqdm
@@ -426,7 +472,7 @@ def _bootstrap(theta, law, data, delta, n_boot, seed):
     # disable=None: a progress bar on a terminal only, never into a log or a pipe
     for _ in tqdm(range(n_boot), desc="bootstrap", leave=False, disable=True if n_boot < 50 else None):
         sample = [(f, s, fl + _block_resample(r, rng)) for (f, s, fl), r in zip(fitted, resid)]
-        draws.append(_lbfgsb(theta, law, sample, delta, maxiter=500)[0])
+        draws.append(_gauss_newton(theta, law, sample, delta))
     return np.array(draws)
 
 
