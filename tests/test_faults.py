@@ -89,8 +89,13 @@ def test_sigkill_mid_step_then_resume_equals_the_straight_run_and_a_second_run_i
         rows = read_metrics(run / "metrics.jsonl")
         return complete_checkpoints(run) and rows and rows[-1]["step"] % 2 == 1
 
-    wait_for(past_a_checkpoint, "a step past a checkpoint", proc)
-    # A second run on the same directory while the first trains: one line naming the holder.
+    while True:  # frozen in a step past a checkpoint (re-checked once stopped: a loaded machine may have moved on)
+        wait_for(past_a_checkpoint, "a step past a checkpoint", proc)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        if past_a_checkpoint():
+            break
+        os.killpg(proc.pid, signal.SIGCONT)
+    # A second run on the same directory while the first holds it: one line naming the holder.
     with pytest.raises(LlmkitError, match=rf"in use by pid {proc.pid} on host {socket.gethostname()}"):
         train_main([str(recipe)])
     kill_group_and_check_none_survive(proc, str(recipe))
