@@ -124,7 +124,6 @@ def test_sigkill_mid_save_then_resume_equals_the_straight_run(tmp_path, straight
     assert_resumes_to_the_straight_curve(recipe, run, straight_losses)
 
 
-@pytest.mark.slow  # two ranks under accelerate: about a minute
 def test_killing_the_launcher_process_group_kills_its_workers(tmp_path, tiny_model_path):
     """Two ranks (torch's agent starts them in their own sessions): SIGKILL to the launcher's group ends them all."""
     recipe = finetune_recipe(tmp_path, **(COMMON | dict(max_steps=200, per_device_train_batch_size=2)))
@@ -136,7 +135,6 @@ def test_killing_the_launcher_process_group_kills_its_workers(tmp_path, tiny_mod
     kill_group_and_check_none_survive(proc, str(recipe))
 
 
-@pytest.mark.slow  # a launcher, accelerate and a worker start: half a minute
 def test_sigterm_to_the_launcher_alone_ends_the_whole_run(tmp_path, tiny_model_path):
     """`kill PID` of `llmkit train` (not its group): passed on to accelerate, and the worker dies with its parent."""
     recipe = finetune_recipe(tmp_path, **(COMMON | dict(max_steps=200)))
