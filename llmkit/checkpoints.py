@@ -10,32 +10,22 @@ Everything else in a checkpoint is either safetensors (header read here) or load
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
 import time
 from pathlib import Path
 
-from llmkit.io import atomic_write_text
+from llmkit.io import atomic_write_text, file_digest
 
 COMPLETE = "COMPLETE"
 FINAL = "final"
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-_DIGEST_CHUNK = 1 << 23
 
 
 def _digested(relative: str) -> bool:
     """Files DeepSpeed reads with pickle (or that pick what it reads): they get a digest."""
     return relative == "latest" or relative.startswith("global_step")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_DIGEST_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -50,7 +40,7 @@ def write_marker(folder: str | Path, identity: dict) -> None:
     for relative, path in _files(folder).items():
         entry = {"size": path.stat().st_size}
         if _digested(relative):
-            entry["sha256"] = _sha256(path)
+            entry["sha256"] = file_digest(path)
         files[relative] = entry
     marker = {**identity, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "files": files}
     atomic_write_text(folder / COMPLETE, json.dumps(marker, indent=1) + "\n")
@@ -108,6 +98,6 @@ def checkpoint_problem(folder: str | Path) -> str | None:
             return f"{relative} has {path.stat().st_size} bytes, {entry['size']} when saved"
         if relative.endswith(".safetensors") and (problem := _safetensors_problem(path)):
             return f"{relative}: {problem}"
-        if "sha256" in entry and _sha256(path) != entry["sha256"]:
+        if "sha256" in entry and file_digest(path) != entry["sha256"]:
             return f"{relative} changed since it was saved (SHA-256 differs)"
     return None
