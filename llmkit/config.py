@@ -155,6 +155,12 @@ def _fields(cls) -> dict:
     return {f.name: hints.get(f.name, typing.Any) for f in dataclasses.fields(cls) if f.init}
 
 
+# Keys that transformers renamed after the oldest version llmkit supports (5.17 has only gradient_checkpointing):
+# a recipe written with the new name still runs there.
+_OLDER_NAMES = {"activation_checkpointing": "gradient_checkpointing",
+                "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs"}
+
+
 def build_args(dataclass_types: tuple, recipe: dict, overrides: dict, recipe_path: str | Path = "<recipe>",
                not_built: tuple = ()) -> tuple:
     """Fill each dataclass from recipe < overrides; unknown keys raise with a did-you-mean.
@@ -167,6 +173,8 @@ def build_args(dataclass_types: tuple, recipe: dict, overrides: dict, recipe_pat
     values: dict = {}
     for source, mapping in ((str(recipe_path), recipe), ("command line", overrides)):
         for key, value in mapping.items():
+            if key not in known and _OLDER_NAMES.get(key) in known:
+                key = _OLDER_NAMES[key]
             if key not in known:
                 raise LlmkitError(f"{source}: unknown key {key!r}{did_you_mean(key, known)}")
             tp = next((types_[key] for types_ in field_types if key in types_), None)

@@ -135,7 +135,8 @@ def memory_lines(instances: tuple, preset: str, world: int, machines: int, gpu_m
     sequences = embed.mini_batch_size if cached else train_args.per_device_train_batch_size
     length = sequence_length(instances) or config.max_position_embeddings
     act = {ckpt: activation_bytes(config, sequences, length, ckpt, bf16, logits=embed is None) for ckpt in (True, False)}
-    ckpt = bool(train_args.activation_checkpointing)
+    # transformers before the rename (5.17) has only gradient_checkpointing
+    ckpt = bool(getattr(train_args, "activation_checkpointing", train_args.gradient_checkpointing))
     total = states + act[ckpt]
     lines = [f"memory: model {source}: {counts.total:,} parameters, {counts.trainable:,} trainable",
              f"memory per GPU ({preset}, {world} GPUs): model states {convert_bytes(states)} ({estimator}) + "

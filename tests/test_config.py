@@ -92,3 +92,17 @@ def test_gradient_accumulation_from_global_batch(global_batch, micro, world, exp
 def test_gradient_accumulation_that_does_not_divide_fails(global_batch, micro, world):
     with pytest.raises(LlmkitError, match="global_batch_size"):
         gradient_accumulation(global_batch, micro, world)
+
+
+@dataclass
+class ArgsBeforeRename:  # transformers 5.17's TrainingArguments: no activation_checkpointing field yet
+    gradient_checkpointing: bool = False
+
+
+def test_renamed_key_maps_to_the_older_name_where_only_that_exists(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("activation_checkpointing: true\n")
+    (args,) = build_args((ArgsBeforeRename,), load_recipe(recipe), {}, recipe)
+    assert args.gradient_checkpointing is True
+    (args,) = build_args((ArgsBeforeRename,), {}, parse_cli_overrides(["--activation_checkpointing", "false"]))
+    assert args.gradient_checkpointing is False
