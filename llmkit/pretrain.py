@@ -134,13 +134,15 @@ def prepare_blocks(args: PretrainArgs, tokenizer) -> dict:
     with FileLock(str(target) + ".lock"):
         if not (target / "info.json").is_file():
             _build(args, documents, tokenizer, target)
-    empty = datasets.Dataset.from_dict({"input_ids": []}, features=_features())
-    blocks = {split: datasets.load_from_disk(str(target / split)) if (target / split).is_dir() else empty
-              for split in ("train", "eval")}
+    blocks = {split: datasets.load_from_disk(str(target / split)) for split in ("train", "eval")
+              if (target / split).is_dir()}
+    if not len(blocks.get("train", ())):
+        raise LlmkitError(f"dataset: {args.dataset} holds fewer than block_size={args.block_size} training tokens")
+    # No saved eval split: an empty selection of the train blocks. An empty Dataset.from_dict is fingerprinted by
+    # pickling its arrow table, which failed on the GPU check's machine (Python 3.12).
+    blocks.setdefault("eval", blocks["train"].select([]))
     if args.max_eval_blocks is not None:
         blocks["eval"] = blocks["eval"].select(range(min(args.max_eval_blocks, len(blocks["eval"]))))
-    if len(blocks["train"]) == 0:
-        raise LlmkitError(f"dataset: {args.dataset} holds fewer than block_size={args.block_size} training tokens")
     print(f"llmkit: {args.dataset}: {len(blocks['train'])} train / {len(blocks['eval'])} held-out blocks of "
           f"{args.block_size} tokens (cache {target})", file=sys.stderr)
     return blocks
