@@ -3,10 +3,13 @@
 Written from templates over fixed word lists (no download; deterministic for a seed). The entities, scenes and
 topic sentences are new, not the embed_mini training rows, but the domains match, so a model trained on
 embed_mini should gain here:
-- retrieval: questions about fictional people -> the passage describing them (people share cities and jobs);
-- reranking: a question and five candidate passages (its own + four sharing the city or the job);
+- retrieval: 240 questions about 480 fictional people -> the passages that answer them. A question names the person
+  (hard negatives: people sharing the first or last name, passages that mention the name in passing) or only facts
+  (job, birth year, city, hobby; some paraphrased, so word overlap alone does not find the answer); every person
+  sharing the asked facts is relevant;
+- reranking: 160 such questions, each with 20 candidate passages: its answers, the closest wrong passages, random ones;
 - sts: sentence pairs scored 0-5 (paraphrase 5, same scene other animal 3, same animal other scene 1, else 0);
-- pair_classification: paraphrase (1) or the same animal in another scene (0);
+- pair_classification: paraphrase (1), or the same animal in another scene or the same scene with another animal (0);
 - classification / clustering: sentences about one of eight topics (label = topic).
 Each task also gets two fixed in-context examples (examples/<TaskName>.json) drawn from items outside its test set.
 Files are .json, not .jsonl, so the tiny model's tokenizer (trained on the bundled .jsonl/.txt text) is unchanged.
@@ -21,11 +24,30 @@ import json
 import random
 from pathlib import Path
 
-FIRST = ["Aino", "Bela", "Cyrus", "Dalia", "Emil", "Fiona", "Goran", "Hana", "Ivo", "Jana", "Kofi", "Lena"]
-LAST = ["Kowal", "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov", "Quist", "Rossi"]
-CITIES = ["Porto", "Leipzig", "Tromso", "Valencia", "Krakow", "Ghent", "Bergen", "Turin"]
-JOBS = ["baker", "nurse", "architect", "carpenter", "pilot", "librarian", "chemist", "violinist"]
-HOBBIES = ["rock climbing", "chess", "sailing", "pottery", "birdwatching", "running", "gardening", "painting"]
+FIRST = ["Aino", "Bela", "Cyrus", "Dalia", "Emil", "Fiona", "Goran", "Hana", "Ivo", "Jana", "Kofi", "Lena", "Milan",
+         "Nadia", "Oskar", "Paula", "Rafael", "Selma", "Tomas", "Ulla", "Viktor", "Wanda", "Yusuf", "Zora"]
+LAST = ["Kowal", "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov", "Quist", "Rossi", "Santos", "Tanaka", "Urban",
+        "Varga", "Weber", "Young", "Zielinski", "Horvat", "Jensen", "Larsen", "Marin", "Nilsen"]
+CITIES = ["Porto", "Leipzig", "Tromso", "Valencia", "Krakow", "Ghent", "Bergen", "Turin", "Lyon", "Graz", "Aarhus",
+          "Bilbao"]
+JOBS = {  # job -> how a question may describe it without the word
+    "baker": "bakes bread", "nurse": "cares for patients", "architect": "designs buildings",
+    "carpenter": "builds wooden furniture", "pilot": "flies planes", "librarian": "looks after books",
+    "chemist": "runs experiments in a lab", "violinist": "plays the violin", "plumber": "fixes pipes",
+    "teacher": "teaches children", "journalist": "writes news stories", "gardener": "tends parks and plants"}
+HOBBIES = {  # hobby -> a paraphrase
+    "rock climbing": "scaling cliffs", "chess": "board games", "sailing": "boats", "pottery": "making ceramics",
+    "birdwatching": "watching birds", "running": "jogging", "gardening": "growing flowers", "painting": "art with brushes",
+    "cycling": "riding a bike", "photography": "taking pictures"}
+PASSAGES = [  # four phrasings of one person's facts, so passages do not share one sentence shape
+    "{name} works as {a} {job} in {city}. {first} was born in {year} and loves {hobby}.",
+    "Born in {year}, {name} is {a} {job} living in {city} who spends weekends on {hobby}.",
+    "{city} is home to {name}, {a} {job} born in {year}; {first}'s favourite pastime is {hobby}.",
+    "{name}, {a} {job} from {city}, was born in {year}. In free time {first} enjoys {hobby}.",
+]
+# A clause naming another person, with none of that person's facts: a lexically close passage that does not answer.
+MENTIONS = [" {first} shares a flat with {other}.", " {first} is an old school friend of {other}.",
+            " Last year {first} went on holiday with {other}."]
 
 ANIMALS = ["bear", "wolf", "duck", "mouse", "sheep", "pig"]
 SCENES = [  # (sentence, paraphrase) with {a} for the animal
@@ -82,45 +104,83 @@ INSTRUCTIONS = {
 
 
 def people(rng: random.Random) -> list[dict]:
+    """Every FIRST x LAST name once, with random facts; half the passages also name another person (no facts)."""
     names = [f"{f} {l}" for f in FIRST for l in LAST]
     rng.shuffle(names)
     out = []
-    for i, name in enumerate(names[:44]):
-        city, job, hobby, year = rng.choice(CITIES), rng.choice(JOBS), rng.choice(HOBBIES), rng.randint(1950, 2001)
-        article = "an" if job[0] in "aeiou" else "a"
-        text = f"{name} works as {article} {job} in {city}. {name.split()[0]} was born in {year} and loves {hobby}."
-        out.append({"id": f"d{i}", "name": name, "city": city, "job": job, "hobby": hobby, "text": text})
+    for i, name in enumerate(names):
+        job = rng.choice(sorted(JOBS))
+        facts = {"name": name, "first": name.split()[0], "city": rng.choice(CITIES), "job": job,
+                 "a": "an" if job[0] in "aeiou" else "a", "hobby": rng.choice(sorted(HOBBIES)), "year": rng.randint(1950, 2001)}
+        out.append({"id": f"d{i}", **facts, "text": PASSAGES[i % len(PASSAGES)].format(**facts), "mentions": None})
+    others = list(range(len(out)))
+    rng.shuffle(others)
+    for p, o in zip(out, others):
+        if p is not out[o] and rng.random() < 0.5:
+            p["mentions"] = out[o]["name"]
+            p["text"] += rng.choice(MENTIONS).format(first=p["first"], other=p["mentions"])
     return out
 
 
+def question(p: dict, kind: int) -> tuple[str, tuple[str, ...]]:
+    """One question about `p` and the facts that decide its answer (every person sharing them is relevant).
+
+    Kinds 0-2 name the person (hard negatives: the same first or last name, passages that mention the name);
+    3-5 name only facts, 4-5 paraphrased (hard negatives: passages sharing some of the facts).
+    """
+    job, hobby = JOBS[p["job"]], HOBBIES[p["hobby"]]
+    return [(f"In which city does {p['name']} work?", ("name",)),
+            (f"What is {p['name']}'s job?", ("name",)),
+            (f"Which hobby does {p['name']} love?", ("name",)),
+            (f"Which {p['job']} born in {p['year']} lives in {p['city']}?", ("job", "year", "city")),
+            (f"Who {job} in {p['city']} and likes {hobby}?", ("job", "city", "hobby")),
+            (f"Who {job} and enjoys {hobby}?", ("job", "hobby"))][kind]
+
+
+def answers(persons: list[dict], p: dict, facts: tuple[str, ...]) -> list[str]:
+    return [o["id"] for o in persons if all(o[f] == p[f] for f in facts)]
+
+
+def corpus_of(persons: list[dict]) -> list[dict]:
+    return [{"id": p["id"], "text": p["text"], "title": ""} for p in persons]
+
+
 def retrieval(persons: list[dict]) -> tuple[dict, list]:
+    """One question per person (kinds in turn) over the whole corpus."""
     queries, relevant = [], {}
-    for p in persons[4:]:
-        for kind, question in (("city", f"In which city does {p['name']} work?"), ("job", f"What is {p['name']}'s job?")):
-            qid = f"q{len(queries)}"
-            queries.append({"id": qid, "text": question})
-            relevant[qid] = {p["id"]: 1}
-    corpus = [{"id": p["id"], "text": p["text"], "title": ""} for p in persons]
-    examples = [{"query": f"What is {p['name']}'s job?", "response": p["text"]} for p in persons[:2]]
-    return {"queries": queries, "corpus": corpus, "relevant_docs": relevant}, examples
-
-
-def reranking(persons: list[dict], rng: random.Random) -> tuple[dict, list]:
-    queries, relevant, ranked = [], {}, {}
-    for p in persons[4:]:
+    for i, p in enumerate(persons[4:244]):
+        text, facts = question(p, i % 6)
         qid = f"q{len(queries)}"
-        queries.append({"id": qid, "text": f"Which hobby does {p['name']} love?"})
-        relevant[qid] = {p["id"]: 1}
-        similar = [o["id"] for o in persons if o is not p and (o["city"] == p["city"] or o["job"] == p["job"])]
-        others = [o["id"] for o in persons if o is not p and o["id"] not in similar]
-        picks = rng.sample(similar, min(4, len(similar)))
-        picks += rng.sample(others, 4 - len(picks))
-        candidates = [p["id"], *picks]
-        rng.shuffle(candidates)
-        ranked[qid] = candidates
-    corpus = [{"id": p["id"], "text": p["text"], "title": ""} for p in persons]
-    examples = [{"query": f"Which hobby does {p['name']} love?", "response": p["text"]} for p in persons[2:4]]
-    return {"queries": queries, "corpus": corpus, "relevant_docs": relevant, "top_ranked": ranked}, examples
+        queries.append({"id": qid, "text": text})
+        relevant[qid] = {d: 1 for d in answers(persons, p, facts)}
+    examples = [{"query": question(p, k)[0], "response": p["text"]} for p, k in ((persons[0], 1), (persons[1], 3))]
+    return {"queries": queries, "corpus": corpus_of(persons), "relevant_docs": relevant}, examples
+
+
+def reranking(persons: list[dict], rng: random.Random, candidates: int = 20) -> tuple[dict, list]:
+    """One question per person and `candidates` passages to rank: its answers, then the closest wrong passages
+    (the person's name mentioned, the same first or last name, shared facts), then random ones."""
+    queries, relevant, ranked = [], {}, {}
+    for i, p in enumerate(persons[244:404]):
+        kind = (2, 0, 4, 1, 3, 5)[i % 6]
+        text, facts = question(p, kind)
+        qid = f"q{len(queries)}"
+        queries.append({"id": qid, "text": text})
+        good = answers(persons, p, facts)
+        relevant[qid] = {d: 1 for d in good}
+        if "name" in facts:
+            close = [o for o in persons if o["mentions"] == p["name"] or o["first"] == p["first"] or o["name"].split()[1] == p["name"].split()[1]]
+        else:
+            close = [o for o in persons if sum(o[f] == p[f] for f in facts) == len(facts) - 1]
+        close = [o["id"] for o in close if o["id"] not in good]
+        rng.shuffle(close)
+        picks = close[:candidates - len(good)]
+        rest = [o["id"] for o in persons if o["id"] not in good and o["id"] not in picks]
+        picks += rng.sample(rest, candidates - len(good) - len(picks))
+        ranked[qid] = [*good, *picks]
+        rng.shuffle(ranked[qid])
+    examples = [{"query": question(p, k)[0], "response": p["text"]} for p, k in ((persons[2], 2), (persons[3], 4))]
+    return {"queries": queries, "corpus": corpus_of(persons), "relevant_docs": relevant, "top_ranked": ranked}, examples
 
 
 def sts(rng: random.Random) -> tuple[dict, list]:
@@ -144,9 +204,12 @@ def pair_classification(rng: random.Random) -> tuple[dict, list]:
     for a_i, animal in enumerate(ANIMALS):
         for s_i, (sentence, paraphrase) in enumerate(SCENES[:8]):
             positive = (a_i + s_i) % 2 == 0
-            other = SCENES[(s_i + 1 + rng.randrange(7)) % 8][1]
+            other_scene = SCENES[(s_i + 1 + rng.randrange(7)) % 8][1].format(a=animal)
+            # every other negative is lexically close: the same scene's paraphrase, but another animal
+            other_animal = paraphrase.format(a=ANIMALS[(a_i + 1 + rng.randrange(len(ANIMALS) - 1)) % len(ANIMALS)])
             rows["sentence1"].append(sentence.format(a=animal))
-            rows["sentence2"].append(paraphrase.format(a=animal) if positive else other.format(a=animal))
+            rows["sentence2"].append(paraphrase.format(a=animal) if positive else
+                                     other_animal if (a_i + s_i) % 4 == 1 else other_scene)
             rows["labels"].append(int(positive))
     examples = [{"query": SCENES[8][0].format(a="wolf"), "response": SCENES[8][1].format(a="wolf")},
                 {"query": SCENES[9][0].format(a="pig"), "response": SCENES[9][1].format(a="pig")}]
@@ -184,11 +247,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "mteb_mini"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    rng = random.Random(args.seed)
-    persons = people(rng)
-    sentences = topic_sentences(rng)
-    tasks = {"LlmkitMiniRetrieval": retrieval(persons), "LlmkitMiniReranking": reranking(persons, rng),
-             "LlmkitMiniSTS": sts(rng), "LlmkitMiniPairClassification": pair_classification(rng),
+    rng = lambda part: random.Random(f"{args.seed}:{part}")  # noqa: E731  one stream per part: each is reproducible alone
+    persons = people(rng("people"))
+    sentences = topic_sentences(rng("topics"))
+    tasks = {"LlmkitMiniRetrieval": retrieval(persons), "LlmkitMiniReranking": reranking(persons, rng("reranking")),
+             "LlmkitMiniSTS": sts(rng("sts")), "LlmkitMiniPairClassification": pair_classification(rng("pairs")),
              "LlmkitMiniClassification": classification(sentences), "LlmkitMiniClustering": clustering(sentences)}
     out = Path(args.out)
     (out / "examples").mkdir(parents=True, exist_ok=True)

