@@ -121,3 +121,23 @@ def test_query_is_kept_whole_when_examples_overflow_the_window(tiny_model_path):
         assert tok.decode(ids[:-1]).endswith(format_query("Find the person", src["query"]))
         drew += "Response:" in dst["query"]
     assert drew > 10  # examples are still used where they fit (cut to the room left)
+
+
+def test_head_lengths_equal_the_whole_texts_token_counts(tiny_model_path, monkeypatch):
+    """The instruction is tokenised once per task (a byte-level regex BPE splits at "Query:" | " q"): the counts must
+    equal tokenising each whole `Instruct: ...\\nQuery: q`, also for queries that start or end oddly."""
+    from llmkit.embed.prompts import head_lengths
+
+    tok = _eos_tokenizer(tiny_model_path)
+    queries = ["Which baker lives in Tromso?", "", " leading space", "  two spaces", "'s contraction", "it's", "1993 born",
+               ":colon", ": colon space", "\nnewline first", "tab\there", "ünïcödé naïve", "emoji 🎉 party", "trailing space ",
+               "<|im_end|> an added token", "Query: nested", "-dash", "x" * 300]
+    instruction = "Given a question about a person, retrieve the passage that answers it"
+    by_hand = [len(tok(format_query(instruction, q), add_special_tokens=False)["input_ids"]) for q in queries]
+    from llmkit.embed import prompts
+
+    seen = []
+    counted = prompts.token_lengths
+    monkeypatch.setattr(prompts, "token_lengths", lambda t, texts: seen.extend(texts) or counted(t, texts))
+    assert head_lengths(tok, instruction, queries) == by_hand
+    assert sum(instruction in text for text in seen) == 1  # the shortcut was taken: the instruction tokenised once

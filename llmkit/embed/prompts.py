@@ -70,11 +70,21 @@ def is_instruction_prompt(prompt: str) -> bool:
     return prompt.startswith("Instruct: ") and prompt.endswith("\nQuery: ")
 
 
+def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, no special tokens. A fast tokenizer's Rust backend is called directly: transformers'
+    per-text conversion of its output was a fifth of the tokenising time (scripts/bench/embed_scale.py); a backend
+    with its own truncation or padding goes through transformers, which turns those off for the call."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or backend.truncation or backend.padding:
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [encoding.ids for encoding in backend.encode_batch(texts, add_special_tokens=False)]
+
+
 def token_lengths(tokenizer, texts: Sequence[str], chunk: int = 4096) -> list[int]:
     """Token count of each text (no special tokens), tokenised in batches."""
     out: list[int] = []
     for i in range(0, len(texts), chunk):
-        out += [len(ids) for ids in tokenizer(list(texts[i:i + chunk]), add_special_tokens=False)["input_ids"]]
+        out += map(len, token_ids(tokenizer, list(texts[i:i + chunk])))
     return out
 
 
@@ -82,11 +92,12 @@ def cut_to_tokens(tokenizer, texts: Sequence[str], max_tokens: int, chunk: int =
     """Each text cut to its first `max_tokens` tokens (texts within the limit unchanged), and its token count."""
     out: list[str] = []
     lengths: list[int] = []
+    max_tokens = max(max_tokens, 0)
     for i in range(0, len(texts), chunk):
         batch = list(texts[i:i + chunk])
-        for text, ids in zip(batch, tokenizer(batch, add_special_tokens=False)["input_ids"]):
-            out.append(text if len(ids) <= max_tokens else tokenizer.decode(ids[:max(max_tokens, 0)]))
-            lengths.append(min(len(ids), max(max_tokens, 0)))
+        for text, ids in zip(batch, token_ids(tokenizer, batch)):
+            out.append(text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens]))
+            lengths.append(min(len(ids), max_tokens))
     return out, lengths
 
 
@@ -109,10 +120,19 @@ def sample_example_ids(pool_queries: Sequence[str], queries: Sequence[str], rng,
     """
     n = len(pool_queries)
     ks = rng.integers(0, k_max + 1, size=len(queries)).tolist()
-    draws = rng.integers(0, max(n, 1), size=(len(queries), 2 * k_max + 8)).tolist()
+    draws = rng.integers(0, max(n, 1), size=(len(queries), 2 * k_max + 8))
+    codes: dict[str, int] = {}  # each text -> an integer, so "not the row's own query" is one array comparison
+    pool_codes = np.array([codes.setdefault(q, len(codes)) for q in pool_queries] or [-1])
+    own = np.array([codes.setdefault(q, len(codes)) for q in queries])
+    allowed = (pool_codes[draws] != own[:, None]) if n else np.zeros(draws.shape, dtype=bool)
     out = []
-    for query, k, row in zip(queries, ks, draws):
-        picked = list(dict.fromkeys(j for j in row if n and pool_queries[j] != query))[:k]
+    for query, k, row, ok in zip(queries, ks, draws.tolist(), allowed.tolist()):
+        picked: list[int] = []
+        for j, good in zip(row, ok):  # the first k distinct allowed draws
+            if len(picked) == k:
+                break
+            if good and j not in picked:
+                picked.append(j)
         if len(picked) < k:
             picked = [j for j in rng.permutation(n).tolist() if pool_queries[j] != query][:k]
         out.append(picked)
@@ -191,8 +211,11 @@ def prompt_rows(rows: Sequence[dict], tasks: dict[str, TaskPrompt], tokenizer, r
             near_limit = sum(length for _, length in chosen) + head_length + specials > query_max_length - 4 * len(chosen) - 4
             rendered[query] = _fit_query(tokenizer, [text for text, _ in chosen], head, query_max_length, check=near_limit)
         for i in idx:
-            out[i] = {**rows[i], "query": rendered[rows[i]["query"]], "positive": format_document(task, rows[i]["positive"]),
-                      "negatives": [format_document(task, n) for n in rows[i]["negatives"]]}
+            row = rows[i]
+            out[i] = {**row, "query": rendered[row["query"]]}
+            if task.symmetric:  # documents of other tasks stay raw (format_document), as they are
+                out[i] |= {"positive": format_document(task, row["positive"]),
+                           "negatives": [format_document(task, n) for n in row["negatives"]]}
     return out
 
 
@@ -201,12 +224,33 @@ def _fitted_heads(instruction: str, queries: list[str], tokenizer, room: int) ->
     alone it overflows `room`."""
     overhead = token_lengths(tokenizer, [format_query(instruction, "")])[0]
     heads = [format_query(instruction, q) for q in queries]
-    lengths = token_lengths(tokenizer, heads)
+    lengths = head_lengths(tokenizer, instruction, queries)
     over = [n for n, length in enumerate(lengths) if length > room]
     for n, cut in zip(over, cut_to_tokens(tokenizer, [queries[n] for n in over], room - overhead - 1)[0]):
         heads[n] = format_query(instruction, cut)
-        lengths[n] = token_lengths(tokenizer, [heads[n]])[0]
+    for n, length in zip(over, token_lengths(tokenizer, [heads[n] for n in over])):
+        lengths[n] = length
     return heads, lengths
+
+
+def head_lengths(tokenizer, instruction: str, queries: list[str]) -> list[int]:
+    """Token count of `Instruct: {task}\nQuery: {q}` for each query, without tokenising the instruction per row.
+
+    A byte-level BPE whose pre-tokenizer splits by GPT-2's regex (and no normalizer) always splits that text
+    between "...Query:" and " {q}" (":" never joins a following space), and BPE merges only within pieces, so the
+    count is the prefix's plus " {q}"'s: exact, unless an added token could span the join (one containing ":" or
+    whitespace). Any other tokenizer (e.g. sentencepiece-style Metaspace) tokenises the whole texts.
+    """
+    from tokenizers import pre_tokenizers
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    added = getattr(tokenizer, "added_tokens_decoder", {}).values()
+    splits = (backend is not None and backend.normalizer is None and isinstance(backend.pre_tokenizer, pre_tokenizers.ByteLevel)
+              and backend.pre_tokenizer.use_regex and not any(":" in t.content or any(c.isspace() for c in t.content) for t in added))
+    if not splits:
+        return token_lengths(tokenizer, [format_query(instruction, q) for q in queries])
+    prefix = token_lengths(tokenizer, [format_query(instruction, "")[:-1]])[0]
+    return [prefix + n for n in token_lengths(tokenizer, [" " + q for q in queries])]
 
 
 def _example_blocks(instruction: str, pool, used: list[int], tokenizer, max_tokens: int,

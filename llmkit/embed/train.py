@@ -31,15 +31,13 @@ def training_columns(rows: list[dict]):
     if not rows:
         raise LlmkitError("mined data: no rows for a task")
     k = len(rows[0]["negatives"])
-    columns: dict[str, list] = {"query": [], "positive": [], **{f"negative_{i + 1}": [] for i in range(k)}, "scores": []}
     for row in rows:
         if len(row["negatives"]) != k or len(row["scores"]) != k + 1:
             raise LlmkitError(f"mined data: task {row['task']!r} mixes group sizes ({k} vs {len(row['negatives'])} negatives)")
-        columns["query"].append(row["query"])
-        columns["positive"].append(row["positive"])
-        for i, neg in enumerate(row["negatives"]):
-            columns[f"negative_{i + 1}"].append(neg)
-        columns["scores"].append([float(s) for s in row["scores"]])
+    negatives = zip(*(row["negatives"] for row in rows))
+    columns = {"query": [row["query"] for row in rows], "positive": [row["positive"] for row in rows],
+               **{f"negative_{i + 1}": list(column) for i, column in enumerate(negatives)},
+               "scores": np.asarray([row["scores"] for row in rows], dtype=np.float64).tolist()}
     return Dataset.from_dict(columns)
 
 
