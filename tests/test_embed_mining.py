@@ -259,9 +259,24 @@ def test_dense_top_is_the_exact_top_k_in_chunks():
     gen = np.random.default_rng(0)
     queries, corpus = gen.normal(size=(37, 8)).astype(np.float32), gen.normal(size=(301, 8)).astype(np.float32)
     expected = np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :10]
-    assert (dense_top(queries, corpus, 10, query_chunk=5, corpus_chunk=7) == expected).all()  # chunks smaller than k
-    assert (dense_top(queries, corpus, 10) == expected).all()
-    assert dense_top(queries, corpus[:4], 10).shape == (37, 4)  # k above the corpus size
+    assert (dense_top(queries, corpus, 10, query_chunk=5, corpus_chunk=7, use_faiss=False) == expected).all()  # chunks < k
+    assert (dense_top(queries, corpus, 10, use_faiss=False) == expected).all()
+    assert dense_top(queries, corpus[:4], 10, use_faiss=False).shape == (37, 4)  # k above the corpus size
+
+
+def test_faiss_search_is_the_exact_matrix_product_top_k():
+    """With faiss installed, CPU search goes through faiss.knn: the same top-k as the exact matrix product."""
+    from llmkit.embed.mining import dense_top
+
+    gen = np.random.default_rng(1)
+    queries, corpus = gen.normal(size=(53, 16)).astype(np.float32), gen.normal(size=(997, 16)).astype(np.float32)
+    scores = queries.astype(np.float64) @ corpus.T.astype(np.float64)
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :20]
+    got = dense_top(queries, corpus, 20, query_chunk=7, use_faiss=True)  # query chunks not dividing the queries
+    assert (got == expected).all()
+    assert (dense_top(queries, corpus, 20) == expected).all()  # faiss by default on CPU when installed
+    assert (dense_top(queries, corpus[:5], 20, use_faiss=True) ==
+            np.argsort(-scores[:, :5], axis=1, kind="stable")).all()  # k above the corpus size
 
 
 def test_embedding_cache_encodes_each_text_once_and_returns_rows_in_order():
