@@ -233,10 +233,12 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     pairs = [(p, a) for p, a in zip(prompts, answers)]
     pairs += [(p, r[base_key]) for p, r in zip(prompts, rows)]
     pairs += [(p, pert) for p, r in zip(prompts, rows) for pert in r["perturbed_answer"]]
+    n, k = len(rows), len(rows[0]["perturbed_answer"])
+    # Min-K%++ (privacy_metrics) is the one metric that needs the vocabulary statistics: on the forget answers only
     stats = answer_token_stats(model, tokenizer, pairs, add_eos=True, add_special_tokens=add_special_tokens,
                                max_length=scoring_length(suite), batch_size=suite.batch_size,
+                               vocab_stats=[name == "forget"] * n + [False] * (len(pairs) - n),
                                desc=f"tofu {name}: scoring")
-    n, k = len(rows), len(rows[0]["perturbed_answer"])
     nll = mean_nll([s.logprob for s in stats])
     length = dict(max_length=suite.legacy_max_length) if suite.legacy else dict(max_new_tokens=suite.max_new_tokens)
     generations = generator(prompts, add_special_tokens=add_special_tokens, ou_compat=suite.ou_compat,
@@ -294,7 +296,7 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference
     holdout_stats = answer_token_stats(
         model, tokenizer, [(prompt_text(tokenizer, r[qa.question_key], qa), r[qa.answer_key]) for r in holdout],
         add_eos=True, add_special_tokens=add_special, max_length=scoring_length(suite), batch_size=suite.batch_size,
-        desc="tofu holdout: scoring")
+        vocab_stats=True, desc="tofu holdout: scoring")
     privacy = privacy_metrics(forget_stats, holdout_stats, tokenizer, suite.k, reference)
     metrics.update(privacy["metrics"])
     absent.update(privacy["absent"])
