@@ -118,7 +118,7 @@ def test_open_unlearning_summary_as_reference_fails_before_loading(tmp_path, mon
     summary = tmp_path / "TOFU_SUMMARY.json"
     summary.write_text(json.dumps({"forget_quality": 0.0005, "model_utility": 0.4, "privleak": -20.0}))
     monkeypatch.setattr(cli, "load_model", lambda *a: pytest.fail("the model was loaded"))
-    monkeypatch.setattr("llmkit.models.check_model_path", lambda *a: pytest.fail("the model path was resolved"))
+    monkeypatch.setattr("llmkit.model_files.check_model_path", lambda *a: pytest.fail("the model path was resolved"))
     with pytest.raises(LlmkitError, match="pass TOFU_EVAL.json") as err:
         main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--reference", str(summary), "--out", str(tmp_path)])
     assert "\n" not in str(err.value)

@@ -43,7 +43,7 @@ def load_model(path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llmkit.models import is_peft_dir, load_tokenizer
+    from llmkit.model_files import is_peft_dir, load_tokenizer
 
     if is_peft_dir(path):
         from peft import AutoPeftModelForCausalLM
@@ -77,7 +77,7 @@ def summary_table(suite_name: str, metrics: dict, absent: dict, collapse: dict |
 def main(argv: list[str]) -> int:
     """Entry point of `llmkit eval`."""
     from llmkit.config import load_recipe, parse_cli_overrides
-    from llmkit.models import check_model_path
+    from llmkit.model_files import check_model_path
     from llmkit.startup import long_lived
 
     with long_lived():  # torch, transformers and the metrics' libraries
@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
         return 0
 
     from llmkit.evals.generate import get_backend
-    from llmkit.models import is_peft_dir
+    from llmkit.model_files import is_peft_dir
 
     start = time.time()
     backend = []

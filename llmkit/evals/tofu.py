@@ -162,13 +162,13 @@ class TofuSuiteArgs:
 
 def load_tofu_splits(suite: TofuSuiteArgs, qa) -> dict[str, list[dict]]:
     """The four eval splits as lists of rows, checked for the columns the metrics need."""
-    from llmkit.data import load_split
+    from llmkit.data import load_rows
 
     out = {}
     for name, (config, base_key) in SPLITS.items():
         config = config or f"{suite.forget_split}_perturbed"
-        ds = load_split(qa.dataset, config, "train", columns=(qa.question_key, qa.answer_key, base_key, "perturbed_answer"))
-        rows = ds.to_list()[: suite.legacy_ds_size] if suite.legacy else ds.to_list()
+        rows = load_rows(qa.dataset, config, "train", columns=(qa.question_key, qa.answer_key, base_key, "perturbed_answer"))
+        rows = rows[: suite.legacy_ds_size] if suite.legacy else rows
         widths = {len(r["perturbed_answer"]) for r in rows}
         if len(widths) != 1 or 0 in widths:
             raise LlmkitError(f"{qa.dataset} ({config}): perturbed_answer must hold the same number (> 0) of answers "
@@ -262,13 +262,13 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference
     `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite, data and reference are checked.
     """
     from llmkit.config import build_args
-    from llmkit.data import QADataArgs, load_split, prompt_text
+    from llmkit.data import QADataArgs, load_rows, prompt_text
     from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
 
     suite, qa = build_args((TofuSuiteArgs, QADataArgs), suite_dict, overrides, suite_path)
     splits = load_tofu_splits(suite, qa)
-    holdout = load_split(qa.dataset, suite.holdout(), "train", columns=(qa.question_key, qa.answer_key)).to_list()
+    holdout = load_rows(qa.dataset, suite.holdout(), "train", columns=(qa.question_key, qa.answer_key))
     holdout = holdout[: suite.legacy_ds_size] if suite.legacy else holdout
     reference = None
     if reference_path:

@@ -118,7 +118,7 @@ def timed(owner, name, stage):
             stages[stage] = [a + b for a, b in zip(stages.get(stage, [0.0, 0.0]), since(t))]
     setattr(owner, name, wrapper)
 timed(cli, "load_model", "model load")
-timed(data, "load_split", "data load")
+timed(data, "load_rows" if hasattr(data, "load_rows") else "load_split", "data load")  # load_split before
 # the scoring entry point tofu calls (answer_token_stats; answer_logprobs in older checkouts)
 timed(tofu, "answer_token_stats" if hasattr(tofu, "answer_token_stats") else "answer_logprobs", "scoring")
 timed(generate.HFGenerator, "__call__", "generation")
