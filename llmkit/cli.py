@@ -11,6 +11,7 @@ import os
 import sys
 
 from llmkit.errors import LlmkitError, did_you_mean
+from llmkit.startup import before_exit
 
 # command -> ("module:function", one-line help). Each function takes argv (list[str]) and returns an exit code.
 COMMANDS = {
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     return run_guarded(name, lambda args: getattr(importlib.import_module(module_name), func_name)(args), rest)
 
 
+def console_main() -> int:
+    """The `llmkit` console script (and `python -m llmkit.cli`): main, then the process exits."""
+    code = main()
+    before_exit()
+    return code
+
+
 def run_guarded(name: str, func, argv: list[str] | None = None) -> int:
     """Call `func(argv)`; bad input (LlmkitError) becomes one line on stderr and exit code 2 (LLMKIT_DEBUG=1 raises)."""
     try:
@@ -57,4 +65,4 @@ def run_guarded(name: str, func, argv: list[str] | None = None) -> int:
         return 2
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

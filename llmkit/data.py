@@ -11,6 +11,7 @@ named for the split are the split, and a folder with none is read whole.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -162,12 +163,31 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         except Exception as err:  # the hub raises many types; one line is what the user needs
             hint = "; without network, HF_HUB_OFFLINE=1 loads llmkit's bundled mini copy" if dataset in BUNDLED else ""
             raise LlmkitError(f"dataset: could not load {source}: {str(err).splitlines()[0]}{hint}") from None
-    missing = [c for c in columns if c not in ds.column_names]
-    if missing:
-        raise LlmkitError(f"{source}: missing column {missing[0]!r}; columns are {ds.column_names}")
-    if len(ds) == 0:
-        raise LlmkitError(f"{source}: the split is empty")
+    _check_rows(source, ds.column_names, len(ds), columns)
     return ds
+
+
+def _check_rows(source, column_names: list[str], n_rows: int, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in column_names]
+    if missing:
+        raise LlmkitError(f"{source}: missing column {missing[0]!r}; columns are {column_names}")
+    if n_rows == 0:
+        raise LlmkitError(f"{source}: the split is empty")
+
+
+def load_rows(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()) -> list[dict]:
+    """load_split's rows as dicts. A split of a bundled copy is JSON lines and is read as such: importing `datasets`
+    alone costs 0.7 CPU-s, 5% of a one-thread TOFU eval of the tiny model on tofu-mini."""
+    if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
+        check_dataset(dataset, config, split)
+        found = _bundled_files(BUNDLED[dataset], config, split)
+        if all(p.suffix == ".jsonl" for p in found):
+            if dataset not in _ALIASES:
+                _say_offline(dataset)
+            rows = [json.loads(line) for p in found for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+            _check_rows(found[0], list(rows[0]) if rows else [], len(rows), columns)
+            return rows
+    return load_split(dataset, config, split, columns).to_list()
 
 
 def load_qa(args: QADataArgs):

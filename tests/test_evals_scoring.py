@@ -59,7 +59,7 @@ def test_answer_logprobs_match_unbatched_and_skip_duplicates(tiny):
 def test_token_stats_match_the_unbatched_distribution(tiny):
     """Greedy match and the vocabulary mean/variance of log p (Min-K%++) from the same pass as the log-probs."""
     model, tok = tiny
-    got = answer_token_stats(model, tok, PAIRS, batch_size=3)
+    got = answer_token_stats(model, tok, PAIRS, batch_size=3, vocab_stats=True)
     for (prompt, answer), st in zip(PAIRS, got):
         ids = tok(prompt + answer)["input_ids"] + [tok.eos_token_id]
         start = len(tok(prompt)["input_ids"])
@@ -155,3 +155,17 @@ def test_vllm_backend_refuses_a_lora_adapter_directory(tmp_path, tiny, monkeypat
         get_backend("vllm", model=model, tokenizer=tok, model_path=str(tmp_path), adapter=True)
     auto = get_backend("auto", model=model, tokenizer=tok, model_path=str(tmp_path), adapter=True)
     assert isinstance(auto, HFGenerator)
+
+
+def test_vocab_statistics_only_when_asked(tiny):
+    """The vocabulary mean/variance (Min-K%++ only) are an extra n x V pass: absent unless asked for, and the rest
+    of the statistics are the same either way."""
+    model, tok = tiny
+    full = answer_token_stats(model, tok, PAIRS, batch_size=3, vocab_stats=True)
+    lean = answer_token_stats(model, tok, PAIRS, batch_size=3)
+    for f, st in zip(full, lean):
+        assert f.vocab_mean is not None and f.vocab_var is not None
+        assert st.vocab_mean is None and st.vocab_var is None
+        np.testing.assert_array_equal(st.ids, f.ids)
+        np.testing.assert_array_equal(st.logprob, f.logprob)
+        np.testing.assert_array_equal(st.greedy, f.greedy)

@@ -61,6 +61,26 @@ def test_open_unlearning_metrics_under_its_names(first_run):
     assert [it["mia_loss"] for it in forget] == pytest.approx([it["nll_answer"] for it in forget])
 
 
+def test_vocab_statistics_only_for_min_k_plus_plus_and_metrics_unchanged(first_run, tmp_path, monkeypatch):
+    """Min-K%++ alone needs the vocabulary mean/variance, on the forget answers and the holdout answers: the suite
+    asks for them there and nowhere else, and every reported number and per-item value is what scoring every text
+    with them (the behaviour before the switch) gives."""
+    import llmkit.evals.tofu as tofu
+
+    score, asked = tofu.answer_token_stats, []
+
+    def everything(model, tokenizer, pairs, vocab_stats=False, **kwargs):
+        asked.extend([vocab_stats] * len(pairs) if isinstance(vocab_stats, bool) else vocab_stats)
+        return score(model, tokenizer, pairs, vocab_stats=True, **kwargs)
+
+    monkeypatch.setattr(tofu, "answer_token_stats", everything)
+    assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(tmp_path), *FAST]) == 0
+    assert sum(asked) == 6 + 6 and len(asked) > 6 * 7 + 60 * 7  # forget answers + holdout answers of all the scored
+    lean = json.loads((first_run / "tofu_forget01.json").read_text())
+    full = json.loads((tmp_path / "eval" / "tofu_forget01.json").read_text())
+    assert full["metrics"] == lean["metrics"] and full["items"] == lean["items"]
+
+
 def test_cached_unless_forced(first_run, capsys):
     mtime = (first_run / "tofu_forget01.json").stat().st_mtime_ns
     assert main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--out", str(first_run.parent), *FAST]) == 0
@@ -98,7 +118,7 @@ def test_open_unlearning_summary_as_reference_fails_before_loading(tmp_path, mon
     summary = tmp_path / "TOFU_SUMMARY.json"
     summary.write_text(json.dumps({"forget_quality": 0.0005, "model_utility": 0.4, "privleak": -20.0}))
     monkeypatch.setattr(cli, "load_model", lambda *a: pytest.fail("the model was loaded"))
-    monkeypatch.setattr("llmkit.models.check_model_path", lambda *a: pytest.fail("the model path was resolved"))
+    monkeypatch.setattr("llmkit.model_files.check_model_path", lambda *a: pytest.fail("the model path was resolved"))
     with pytest.raises(LlmkitError, match="pass TOFU_EVAL.json") as err:
         main(["eval/tofu_forget01.yaml", "--model", "tiny:llama-xs", "--reference", str(summary), "--out", str(tmp_path)])
     assert "\n" not in str(err.value)

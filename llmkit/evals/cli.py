@@ -43,7 +43,7 @@ def load_model(path: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from llmkit.models import is_peft_dir, load_tokenizer
+    from llmkit.model_files import is_peft_dir, load_tokenizer
 
     if is_peft_dir(path):
         from peft import AutoPeftModelForCausalLM
@@ -77,8 +77,11 @@ def summary_table(suite_name: str, metrics: dict, absent: dict, collapse: dict |
 def main(argv: list[str]) -> int:
     """Entry point of `llmkit eval`."""
     from llmkit.config import load_recipe, parse_cli_overrides
-    from llmkit.evals import EMBEDDING_SUITES, SUITES
-    from llmkit.models import check_model_path
+    from llmkit.model_files import check_model_path
+    from llmkit.startup import long_lived
+
+    with long_lived():  # torch, transformers and the metrics' libraries
+        from llmkit.evals import EMBEDDING_SUITES, SUITES
 
     parser = argparse.ArgumentParser(prog="llmkit eval", description=__doc__.split("\n\n")[1])
     parser.add_argument("suite")
@@ -123,14 +126,15 @@ def main(argv: list[str]) -> int:
         return 0
 
     from llmkit.evals.generate import get_backend
-    from llmkit.models import is_peft_dir
+    from llmkit.model_files import is_peft_dir
 
     start = time.time()
     backend = []
 
     def load(batch_size: int):
         """The model, its tokenizer and a generator batching by the suite's resolved batch_size."""
-        model, tokenizer = load_model(model_path)
+        with long_lived():  # the weights, and transformers' modelling code it imports on the way
+            model, tokenizer = load_model(model_path)
         generator = get_backend(args.backend, model=model, tokenizer=tokenizer, model_path=model_path,
                                 batch_size=batch_size, adapter=is_peft_dir(model_path))
         backend.append(generator.name)

@@ -152,7 +152,7 @@ def run_muse(suite_dict: dict, overrides: dict, suite_path: str, load, reference
     `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite and reference are checked.
     """
     from llmkit.config import build_args
-    from llmkit.data import load_split
+    from llmkit.data import load_rows
     from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
 
@@ -166,7 +166,7 @@ def run_muse(suite_dict: dict, overrides: dict, suite_path: str, load, reference
         reference = load_reference(reference_path, benchmark="muse", forget_split=suite.corpus, n_forget=0,
                                    min_k_variant=suite.min_k_variant())
     model, tokenizer, generator = load(suite.batch_size)
-    rows = lambda config, split, cols: load_split(suite.dataset, config, split, columns=cols).to_list()  # noqa: E731
+    rows = lambda config, split, cols: load_rows(suite.dataset, config, split, columns=cols)  # noqa: E731
     metrics, absent, items, sizes, auc_model = {}, {}, {}, {}, None
 
     if "verbmem_f" in wanted:

@@ -55,16 +55,22 @@ class TokenStats:
     ids: np.ndarray  # the answer's token ids (EOS included when added)
     logprob: np.ndarray  # log p(token | prefix)
     greedy: np.ndarray  # the model's argmax at that position is the token (exact memorisation, extraction strength)
-    vocab_mean: np.ndarray  # E_v[log p(v)] under the model's own next-token distribution (Min-K%++)
-    vocab_var: np.ndarray  # Var_v[log p(v)] likewise
+    vocab_mean: np.ndarray | None = None  # E_v[log p(v)] under the model's next-token distribution (Min-K%++ only)
+    vocab_var: np.ndarray | None = None  # Var_v[log p(v)] likewise; both None unless asked for (vocab_stats)
 
 
 @torch.no_grad()
 def answer_token_stats(model, tokenizer, pairs: Sequence[tuple[str, str]], *, add_eos: bool = True,
                        add_special_tokens: bool = True, max_length: int | None = None, batch_size: int = 16,
-                       desc: str = "scoring") -> list[TokenStats]:
-    """Per-token statistics of every answer for each (prompt, answer) pair, returned in input order."""
+                       vocab_stats: bool | Sequence[bool] = False, desc: str = "scoring") -> list[TokenStats]:
+    """Per-token statistics of every answer for each (prompt, answer) pair, returned in input order.
+
+    `vocab_stats`: also the mean and variance of log p over the vocabulary (Min-K%++), two more n x V passes; True
+    for every pair, or one flag per pair (the texts that need them share the one pass with the others).
+    """
     unique = list(dict.fromkeys(pairs))  # identical (prompt, answer) texts are scored once
+    flags = [vocab_stats] * len(pairs) if isinstance(vocab_stats, bool) else vocab_stats
+    wants_vocab = {pair for pair, flag in zip(pairs, flags, strict=True) if flag}
     encoded = encode_pairs(tokenizer, unique, add_eos=add_eos, add_special_tokens=add_special_tokens,
                            max_length=max_length)
     order = sorted(range(len(unique)), key=lambda i: -len(encoded[i][0]))  # longest first: OOM shows up at once
@@ -80,20 +86,24 @@ def answer_token_stats(model, tokenizer, pairs: Sequence[tuple[str, str]], *, ad
             ids = encoded[i][0]
             input_ids[row, :len(ids)] = torch.tensor(ids)
             attention_mask[row, :len(ids)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)).logits  # [B, T, V]
+        # no KV cache: one forward per batch, nothing to reuse (a model saved with use_cache on would build one)
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                       use_cache=False).logits  # [B, T, V]
         for row, i in enumerate(batch):
             ids, start = encoded[i]
             targets = input_ids[row, start:len(ids)].to(device)  # [n]
             # position t predicts token t+1; log_softmax per row in float32 keeps memory at n x V
             logp = logits[row, start - 1:len(ids) - 1].float().log_softmax(-1)  # [n, V]
-            p = logp.exp()
-            mean = torch.einsum("nv,nv->n", p, logp)  # [n]
-            centred = logp - mean[:, None]  # E[x^2] - E[x]^2 would cancel badly in float32
-            var = torch.einsum("nv,nv->n", p * centred, centred)  # [n]
-            stats = torch.stack([logp.gather(-1, targets[:, None])[:, 0], mean, var,
-                                 (logp.argmax(-1) == targets).float()]).cpu().numpy().astype(np.float64)  # [4, n]
-            results[i] = TokenStats(ids=targets.cpu().numpy(), logprob=stats[0], greedy=stats[3].astype(bool),
-                                    vocab_mean=stats[1], vocab_var=stats[2])
+            columns = [logp.gather(-1, targets[:, None])[:, 0], (logp.argmax(-1) == targets).float()]
+            vocab = unique[i] in wants_vocab
+            if vocab:
+                p = logp.exp()
+                mean = torch.einsum("nv,nv->n", p, logp)  # [n]
+                centred = logp - mean[:, None]  # E[x^2] - E[x]^2 would cancel badly in float32
+                columns += [mean, torch.einsum("nv,nv->n", p * centred, centred)]  # [n] each
+            stats = torch.stack(columns).cpu().numpy().astype(np.float64)  # [2 or 4, n]
+            results[i] = TokenStats(ids=targets.cpu().numpy(), logprob=stats[0], greedy=stats[1].astype(bool),
+                                    **(dict(vocab_mean=stats[2], vocab_var=stats[3]) if vocab else {}))
     index = {pair: i for i, pair in enumerate(unique)}
     return [results[index[pair]] for pair in pairs]
 

@@ -162,13 +162,13 @@ class TofuSuiteArgs:
 
 def load_tofu_splits(suite: TofuSuiteArgs, qa) -> dict[str, list[dict]]:
     """The four eval splits as lists of rows, checked for the columns the metrics need."""
-    from llmkit.data import load_split
+    from llmkit.data import load_rows
 
     out = {}
     for name, (config, base_key) in SPLITS.items():
         config = config or f"{suite.forget_split}_perturbed"
-        ds = load_split(qa.dataset, config, "train", columns=(qa.question_key, qa.answer_key, base_key, "perturbed_answer"))
-        rows = ds.to_list()[: suite.legacy_ds_size] if suite.legacy else ds.to_list()
+        rows = load_rows(qa.dataset, config, "train", columns=(qa.question_key, qa.answer_key, base_key, "perturbed_answer"))
+        rows = rows[: suite.legacy_ds_size] if suite.legacy else rows
         widths = {len(r["perturbed_answer"]) for r in rows}
         if len(widths) != 1 or 0 in widths:
             raise LlmkitError(f"{qa.dataset} ({config}): perturbed_answer must hold the same number (> 0) of answers "
@@ -233,10 +233,12 @@ def evaluate_split(name: str, rows: list[dict], prompts: list[str], model, token
     pairs = [(p, a) for p, a in zip(prompts, answers)]
     pairs += [(p, r[base_key]) for p, r in zip(prompts, rows)]
     pairs += [(p, pert) for p, r in zip(prompts, rows) for pert in r["perturbed_answer"]]
+    n, k = len(rows), len(rows[0]["perturbed_answer"])
+    # Min-K%++ (privacy_metrics) is the one metric that needs the vocabulary statistics: on the forget answers only
     stats = answer_token_stats(model, tokenizer, pairs, add_eos=True, add_special_tokens=add_special_tokens,
                                max_length=scoring_length(suite), batch_size=suite.batch_size,
+                               vocab_stats=[name == "forget"] * n + [False] * (len(pairs) - n),
                                desc=f"tofu {name}: scoring")
-    n, k = len(rows), len(rows[0]["perturbed_answer"])
     nll = mean_nll([s.logprob for s in stats])
     length = dict(max_length=suite.legacy_max_length) if suite.legacy else dict(max_new_tokens=suite.max_new_tokens)
     generations = generator(prompts, add_special_tokens=add_special_tokens, ou_compat=suite.ou_compat,
@@ -260,13 +262,13 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference
     `load(batch_size)` gives (model, tokenizer, generator); it is called once the suite, data and reference are checked.
     """
     from llmkit.config import build_args
-    from llmkit.data import QADataArgs, load_split, prompt_text
+    from llmkit.data import QADataArgs, load_rows, prompt_text
     from llmkit.evals.collapse import collapse_check
     from llmkit.evals.reference import load_reference
 
     suite, qa = build_args((TofuSuiteArgs, QADataArgs), suite_dict, overrides, suite_path)
     splits = load_tofu_splits(suite, qa)
-    holdout = load_split(qa.dataset, suite.holdout(), "train", columns=(qa.question_key, qa.answer_key)).to_list()
+    holdout = load_rows(qa.dataset, suite.holdout(), "train", columns=(qa.question_key, qa.answer_key))
     holdout = holdout[: suite.legacy_ds_size] if suite.legacy else holdout
     reference = None
     if reference_path:
@@ -294,7 +296,7 @@ def run_tofu(suite_dict: dict, overrides: dict, suite_path: str, load, reference
     holdout_stats = answer_token_stats(
         model, tokenizer, [(prompt_text(tokenizer, r[qa.question_key], qa), r[qa.answer_key]) for r in holdout],
         add_eos=True, add_special_tokens=add_special, max_length=scoring_length(suite), batch_size=suite.batch_size,
-        desc="tofu holdout: scoring")
+        vocab_stats=True, desc="tofu holdout: scoring")
     privacy = privacy_metrics(forget_stats, holdout_stats, tokenizer, suite.k, reference)
     metrics.update(privacy["metrics"])
     absent.update(privacy["absent"])

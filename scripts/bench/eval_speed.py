@@ -13,11 +13,14 @@ Generation (ROUGE) is the same greedy call in every evaluator and is timed once,
 and the throughput in new tokens/s. `--generate_only` skips the scoring comparison and prints that figure as one
 JSON line (the GPU check: the model goes on the GPU when there is one).
 
-`--stages` profiles whole `llmkit eval` processes instead (the real CLI path, `--force`, HF backend): each run is
-a fresh Python process whose CPU-seconds (user + sys, every thread) and wall seconds are reported per stage
-(interpreter start, imports, model load, data load, scoring, generation, metrics and writing) and in total, the
-minimum over `--repeat` runs. `--code DIR` runs another llmkit checkout the same way (e.g. a worktree of the
-previous commit), interleaved with this one, for a before/after on the same loaded machine.
+`--stages` profiles whole `llmkit eval` processes instead (the console script's path, `--force`, HF backend): each
+run is a fresh Python process whose CPU-seconds (user + sys, every thread) and wall seconds are reported per stage
+(interpreter start and exit, imports, model load, data load, scoring, generation, metrics and writing) and in total,
+the minimum over `--repeat` runs. `--code DIR` runs another llmkit checkout the same way (e.g. an export of the
+previous commit), interleaved with this one, for a before/after on the same loaded machine. Each repeat also times
+the floor of any evaluator on the same libraries (python; torch + transformers imported; the model and tokenizer
+loaded; rouge_score imported), one process per step. The last line is one JSON object: CPU-seconds per stage, after
+the model load and for the whole process, the floor, and the peer's whole-process figure over llmkit's.
 
     OMP_NUM_THREADS=1 python scripts/bench/eval_speed.py [--model tiny:llama] [--forget_split forget10]
         [--batch_size 16] [--max_new_tokens 200] [--repeat 2] [--generate_only] [--out results.json]
@@ -89,14 +92,21 @@ PEER_NOTE = ("peer, as measured by an earlier session (not by this script): open
              "TOFU experiment on the same fine-tuned tiny target and tofu-mini forget10, one thread: 16.9 s wall / "
              "11.1 CPU-s for the whole process, minimum of three runs")
 
-# Runs inside the profiled process: times each stage of `llmkit eval` by wrapping the functions that do it.
+# Runs inside the profiled process: times each stage of `llmkit eval` by wrapping the functions that do it, and
+# ends the way the `llmkit` console script does (console_main; main in older checkouts).
 STAGE_RUNNER = r"""
-import json, sys, time
+import contextlib, json, sys, time
 T0 = (time.process_time(), time.perf_counter())
 def since(t):
     return [time.process_time() - t[0], time.perf_counter() - t[1]]
-import llmkit.evals.cli as cli, llmkit.evals.tofu as tofu, llmkit.evals.generate as generate, llmkit.data as data
-from llmkit.evals import SUITES  # noqa: F401  (what main imports first)
+try:  # what llmkit eval does around its imports (llmkit/startup.py; absent in older checkouts)
+    from llmkit.startup import long_lived
+except ImportError:
+    long_lived = contextlib.nullcontext
+with long_lived():
+    import llmkit.cli as top, llmkit.evals.cli as cli, llmkit.evals.tofu as tofu, llmkit.evals.generate as generate
+    import llmkit.data as data
+    from llmkit.evals import SUITES  # noqa: F401  (what main imports first)
 stages = {"imports": since(T0)}
 def timed(owner, name, stage):
     fn = getattr(owner, name)
@@ -108,21 +118,55 @@ def timed(owner, name, stage):
             stages[stage] = [a + b for a, b in zip(stages.get(stage, [0.0, 0.0]), since(t))]
     setattr(owner, name, wrapper)
 timed(cli, "load_model", "model load")
-timed(data, "load_split", "data load")
+timed(data, "load_rows" if hasattr(data, "load_rows") else "load_split", "data load")  # load_split before
 # the scoring entry point tofu calls (answer_token_stats; answer_logprobs in older checkouts)
 timed(tofu, "answer_token_stats" if hasattr(tofu, "answer_token_stats") else "answer_logprobs", "scoring")
 timed(generate.HFGenerator, "__call__", "generation")
+sys.argv = ["llmkit", "eval", *sys.argv[1:]]
 t = (time.process_time(), time.perf_counter())
-assert cli.main(sys.argv[1:]) == 0
+code = top.main()
 rest = since(t)
 stages["metrics and writing"] = [r - sum(stages[k][i] for k in ("model load", "data load", "scoring", "generation"))
                                  for i, r in enumerate(rest)]
-print("STAGES " + json.dumps(stages))
+print("STAGES " + json.dumps(stages), flush=True)
+assert code == 0
+getattr(top, "before_exit", lambda: None)()
 """
+
+# The floor of any evaluator built on the same libraries, whatever it does after: the interpreter, torch and
+# transformers imported, the model and tokenizer loaded by transformers' Auto classes, and rouge_score (TOFU's ROUGE,
+# which imports nltk, scipy and scikit-learn). Each step is a separate process; CPU-s of the whole process.
+FLOOR_STEPS = {
+    "python": "pass",
+    "import torch, transformers": "import torch, transformers",
+    "+ model and tokenizer load": "import torch, transformers\n"
+                                  "transformers.AutoModelForCausalLM.from_pretrained(MODEL)\n"
+                                  "transformers.AutoTokenizer.from_pretrained(MODEL)",
+    "+ import rouge_score": "import torch, transformers\n"
+                            "transformers.AutoModelForCausalLM.from_pretrained(MODEL)\n"
+                            "transformers.AutoTokenizer.from_pretrained(MODEL)\n"
+                            "import rouge_score.rouge_scorer",
+}
+
+
+def process_cpu(argv: list[str], env: dict, cwd: str) -> tuple[float, float, str]:
+    """CPU-seconds (user + sys, every thread) and wall seconds of one child process, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv[:3])} failed:\n{proc.stderr[-2000:]}")
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall, proc.stdout
+
+
+PEER_WHOLE_CPU_S = 11.1  # PEER_NOTE's figure
 
 
 def profile_stages(args) -> None:
-    """Whole `llmkit eval` processes, per-stage and total CPU-seconds and wall seconds (see the module docstring)."""
+    """Whole `llmkit eval` processes, per-stage and total CPU-seconds and wall seconds (see the module docstring);
+    the last line printed is one JSON object with the CPU-seconds."""
     from llmkit.tiny import resolve_model_path
 
     model = resolve_model_path(args.model) if args.model.startswith("tiny:") else args.model
@@ -130,6 +174,7 @@ def profile_stages(args) -> None:
     if args.code:
         codes["--code " + args.code] = str(Path(args.code).resolve())
     runs: dict[str, list[dict]] = {label: [] for label in codes}
+    floors: dict[str, list[float]] = {step: [] for step in FLOOR_STEPS}
     with tempfile.TemporaryDirectory() as out:
         for _ in range(args.repeat):
             for label, root in codes.items():  # interleaved, so load on the machine hits both alike
@@ -138,22 +183,19 @@ def profile_stages(args) -> None:
                 argv = [sys.executable, "-c", STAGE_RUNNER, str(suite), "--model", model, "--out", out, "--force",
                         "--backend", "hf", "--dataset", "tofu-mini", "--batch_size", str(args.batch_size),
                         "--max_new_tokens", str(args.max_new_tokens)]
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                start = time.perf_counter()
-                proc = subprocess.run(argv, env=env, cwd=root, capture_output=True, text=True)
-                wall = time.perf_counter() - start
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                if proc.returncode != 0:
-                    sys.exit(f"{label}: llmkit eval failed:\n{proc.stderr[-2000:]}")
-                stages = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("STAGES "))[7:])
-                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                inside = sum(v[0] for v in stages.values())
-                stages = {"interpreter start": [cpu - inside, wall - sum(v[1] for v in stages.values())], **stages}
+                cpu, wall, stdout = process_cpu(argv, env, root)
+                stages = json.loads(next(line for line in stdout.splitlines() if line.startswith("STAGES "))[7:])
+                inside = [sum(v[i] for v in stages.values()) for i in (0, 1)]
+                stages = {"interpreter start and exit": [cpu - inside[0], wall - inside[1]], **stages}
                 runs[label].append({"stages": stages, "total": [cpu, wall]})
-    order = ["interpreter start", "imports", "model load", "data load", "scoring", "generation", "metrics and writing"]
+            for step, code in FLOOR_STEPS.items():
+                floors[step].append(process_cpu([sys.executable, "-c", f"MODEL = {model!r}\n{code}"], dict(os.environ),
+                                                str(Path(__file__).resolve().parents[2]))[0])
+    order = ["interpreter start and exit", "imports", "model load", "data load", "scoring", "generation",
+             "metrics and writing"]
     best = {label: {stage: [min(r["stages"][stage][i] for r in rs) for i in (0, 1)] for stage in order}
             | {"whole process": [min(r["total"][i] for r in rs) for i in (0, 1)]} for label, rs in runs.items()}
-    for label in best:  # what follows the model load, as the issue's second target counts it
+    for label in best:  # what follows the model load, as the issue's second target counts it (data load included)
         after_load = [min(sum(r["stages"][s][i] for s in order[3:]) for r in runs[label]) for i in (0, 1)]
         best[label]["after model load"] = after_load
     print(f"llmkit eval tofu_{args.forget_split} on tofu-mini, model {args.model}, batch {args.batch_size}, "
@@ -164,11 +206,24 @@ def profile_stages(args) -> None:
     print("|---|" + "---:|---:|" * len(labels))
     for stage in [*order, "after model load", "whole process"]:
         print(f"| {stage} | " + " | ".join(f"{best[lb][stage][0]:.2f} | {best[lb][stage][1]:.2f}" for lb in labels) + " |")
+    floor = {step: min(values) for step, values in floors.items()}
+    print("floor of any evaluator on these libraries (separate processes, CPU s, minimum): "
+          + ", ".join(f"{step} {value:.2f}" for step, value in floor.items()))
     print(PEER_NOTE)
+    ours = best["this checkout"]
+    line = {"cpu_s": {stage: round(ours[stage][0], 2) for stage in [*order, "after model load", "whole process"]},
+            "floor_cpu_s": {step: round(value, 2) for step, value in floor.items()},
+            "peer_whole_process_cpu_s": PEER_WHOLE_CPU_S,
+            "peer_over_llmkit_whole_process": round(PEER_WHOLE_CPU_S / ours["whole process"][0], 2),
+            "repeat": args.repeat}
+    if args.code:
+        line["cpu_s_code"] = {stage: round(best["--code " + args.code][stage][0], 2)
+                              for stage in [*order, "after model load", "whole process"]}
     if args.out:
         from llmkit.io import write_json
 
-        write_json(args.out, {"args": vars(args), "best": best, "runs": runs, "peer": PEER_NOTE})
+        write_json(args.out, {"args": vars(args), "best": best, "runs": runs, "floors": floors, "peer": PEER_NOTE})
+    print(json.dumps(line))
 
 
 def main() -> None:
