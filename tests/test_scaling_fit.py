@@ -195,6 +195,41 @@ def test_bootstrap_gauss_newton_refit_reaches_the_lbfgsb_optimum(law, truth):
     np.testing.assert_allclose(got, fitted.theta, rtol=1e-3)
 
 
+def test_a_stop_at_the_optimum_is_confirmed_and_a_stop_short_of_it_stays_flagged():
+    """L-BFGS-B ends "abnormally" when its line search finds no decrease: at an optimum whose gradient lies below the
+    objective's rounding, or short of one. A Gauss-Newton refit from the stop tells which."""
+    from llmkit.scaling.fit import _confirm_optimum, _objective, _prepare
+
+    truth = [2.5, 30.0, 2e-5, 0.5]
+    curves = [_synthetic(truth, "cosine:peak=3e-4,steps=8000,warmup=200,min=0", 100, 0.002, 0),
+              _synthetic(truth, "constant:peak=3e-4,steps=8000,warmup=200", 100, 0.002, 1)]
+    fitted = fit(curves, "annealing", n_boot=0)
+    assert fitted.converged
+    law = LAWS["annealing"]
+    _, data, _ = _prepare(curves, law, fitted.options, None)
+    theta, value, ok = _confirm_optimum(fitted.theta, fitted.objective, False, law, data, 1e-3)
+    assert ok and value == pytest.approx(fitted.objective, rel=1e-12)
+    off = fitted.theta * [1.0, 1.05, 1.0, 1.0]
+    theta, value, ok = _confirm_optimum(off, _objective(off, law, data, 1e-3)[0], False, law, data, 1e-3)
+    assert not ok and value < _objective(off, law, data, 1e-3)[0]  # flagged, and the refit's better point is kept
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "mpl_luo2025").is_dir(), reason="shared scaling data not present")
+def test_multi_power_fit_of_the_25m_mpl_split_is_not_flagged_as_unconverged():
+    from llmkit.scaling.logs import read_log
+
+    specs = {"cosine_24000": "cosine:peak=3e-4,steps=24000,warmup=2160,min=3e-5", "constant_24000": "constant:peak=3e-4,steps=24000,warmup=2160",
+             "wsdcon_9": "twostage:peak=3e-4,steps=16000,warmup=2160,switch=8000,second=9e-5"}
+    curves = []
+    for name, spec in specs.items():
+        log = read_log(DATA / "mpl_luo2025" / "csv_25" / f"{name}.csv")
+        curves.append(Curve(name, parse_schedule(spec), log.loss.step, log.loss.value))
+    got = fit(curves, "multi_power", n_boot=0)
+    # both starts reach the same optimum (objective equal to 1e-13); one of them stopped on a failed line search
+    assert got.converged and not any("convergence" in w for w in got.warnings), got.warnings
+
+
 def test_identifiability_warnings_for_one_constant_curve():
     curve = _synthetic([2.5, 30.0, 2e-5, 0.5], "constant:peak=3e-4,steps=5000,warmup=100", 50, 0.002, 2)
     got = fit([curve], "annealing", n_boot=0)
@@ -420,21 +455,44 @@ def test_band_is_bootstrap_plus_residual_plus_jackknife_and_widens_with_horizon(
     ]
     got = fit(curves, "annealing", n_boot=20)
     assert got.loco.shape == (3, 4)
+    got.jackknife = 0.5  # the calibrated factor may be 0: any other value shows the jackknife's share
     lr = parse_schedule("constant:peak=3e-4,steps=24000,warmup=200")
     steps = np.array([8000, 24000])
     mid, lo, hi = predict(got, lr, steps)
     # the same band by hand: z_0.95 * sqrt(bootstrap var + in-sample residual var at the step + misspecification^2
-    # + jackknife var), in log loss
+    # + factor * jackknife var + (extrapolation error * ln(step / 8000))^2), in log loss
     feats = LAWS["annealing"].features(lr / lr.max(), **got.options)
     logp = lambda t: np.log(LAWS["annealing"].predict(t, feats, steps)[0])  # noqa: E731
     boot_var = np.var([logp(b) for b in got.boot], axis=0)
     jack = np.array([logp(t) for t in got.loco])
     jack_var = 2 / 3 * ((jack - jack.mean(axis=0)) ** 2).sum(axis=0)
-    half = 1.6448536269514722 * np.sqrt(boot_var + np.interp(steps, *got.noise) + got.misspec**2 + jack_var)
+    half = 1.6448536269514722 * np.sqrt(boot_var + np.interp(steps, *got.noise) + got.misspec**2 + 0.5 * jack_var
+                                        + (got.extrap * np.log(steps / 8000)) ** 2)
     np.testing.assert_allclose(np.log(hi / mid), half, rtol=1e-9)
     np.testing.assert_allclose(np.log(mid / lo), half, rtol=1e-9)
     assert half[1] > half[0]  # 3x the fitted horizon: wider than at the horizon
     again = type(got).from_json(json.loads(json.dumps(got.to_json())))
+    np.testing.assert_allclose(predict(again, lr, steps)[2], hi)
+
+
+def test_band_grows_with_the_log_extrapolation_past_the_last_fitted_step():
+    fitted = _annealing_fit()  # cosine + constant, fitted up to step 8000
+    fitted.boot = np.repeat(fitted.theta[None], 4, axis=0)  # no parameter spread
+    fitted.noise = (np.array([0, 100_000]), np.array([1e-6, 1e-6]))  # in-sample residual variance 1e-6 at every step
+    fitted.misspec, fitted.jackknife, fitted.distance = 0.001, 1.0, 0.0
+    fitted.extrap, fitted.extrap_single = 0.004, 0.03
+    lr = parse_schedule("cosine:peak=3e-4,steps=24000,warmup=200,min=0")
+    steps = np.array([4000, 8000, 16000, 24000])
+    # with a jackknife (three refits equal to the fit: no spread): 1e-6 + 0.001^2 + (0.004 * ln(step / 8000))^2
+    # past step 8000, i.e. 2e-6, 2e-6, 2e-6 + (0.004 ln 2)^2 = 9.68725e-6, 2e-6 + (0.004 ln 3)^2 = 2.131118e-5
+    fitted.loco = np.repeat(fitted.theta[None], 3, axis=0)
+    mid, lo, hi = predict(fitted, lr, steps)
+    np.testing.assert_allclose((np.log(hi / mid) / 1.6448536269514722) ** 2, [2e-6, 2e-6, 9.68725e-6, 2.131118e-5], rtol=1e-5)
+    # without one (no trusted refit): the single-fit share, 2e-6 + (0.03 ln 2)^2 = 4.34408e-4, 2e-6 + (0.03 ln 3)^2 = 1.088254e-3
+    fitted.loco = np.zeros((0, 4))
+    mid, lo, hi = predict(fitted, lr, steps)
+    np.testing.assert_allclose((np.log(mid / lo) / 1.6448536269514722) ** 2, [2e-6, 2e-6, 4.34408e-4, 1.088254e-3], rtol=1e-5)
+    again = type(fitted).from_json(json.loads(json.dumps(fitted.to_json())))
     np.testing.assert_allclose(predict(again, lr, steps)[2], hi)
 
 

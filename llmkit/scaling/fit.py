@@ -20,7 +20,7 @@ from scipy.stats import norm
 
 from llmkit.errors import LlmkitError, did_you_mean
 from llmkit.io import atomic_write_text, write_json
-from llmkit.scaling.calibration import DIFF, DISTANCE, JACKKNIFE, MISSPEC
+from llmkit.scaling.calibration import DIFF, DISTANCE, EXTRAP, EXTRAP_SINGLE, JACKKNIFE, MISSPEC
 from llmkit.scaling.laws import LAWS, warmup_end
 
 
@@ -67,6 +67,8 @@ class Fit:
     jackknife: float = 1.0
     distance: float = 0.0
     diff: float = 0.0
+    extrap: float = 0.0  # log-loss error per unit of ln(step / last fitted step) past it, with a jackknife
+    extrap_single: float = 0.0  # the same without one (e.g. one curve)
 
     def params(self) -> dict:
         """Parameter name -> value."""
@@ -100,7 +102,8 @@ class Fit:
             "residual_profile": {"step": self.noise[0].tolist(), "var": self.noise[1].tolist()} if len(self.noise) else None,
             "fit_error": self.rel_error,
             "cv_error": self.cv_error,
-            "band_terms": {"misspec": self.misspec, "jackknife": self.jackknife, "distance": self.distance, "diff": self.diff},
+            "band_terms": {"misspec": self.misspec, "jackknife": self.jackknife, "distance": self.distance, "diff": self.diff,
+                           "extrap": self.extrap, "extrap_single": self.extrap_single},
         }
 
     @classmethod
@@ -173,6 +176,24 @@ def _lbfgsb(theta0, law, data, delta, maxiter=2000):
         res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=list(zip(lo, hi)),
                        options={"maxiter": maxiter, "ftol": 1e-13, "gtol": 1e-8, "maxcor": 20})
     return res.x * scale, float(res.fun), bool(res.success)
+
+
+def _confirm_optimum(theta, value, ok, law, data, delta):
+    """(theta, value, converged) after a Gauss-Newton refit from an L-BFGS-B stop that did not report convergence.
+
+    L-BFGS-B also stops when its line search finds no decrease. On ill-conditioned fits (multi_power on the 25M MPL
+    split: L0, A and alpha trade off) that happens at the optimum, where the gradient left is below what the
+    objective's rounding resolves (another start reached the same point to 1e-13 and reported convergence); it also
+    happens short of an optimum. Gauss-Newton, which solves the ill-conditioned step directly, tells them apart: if it
+    cannot lower the objective by more than a relative 1e-9 the stop was the optimum; otherwise its point is kept and
+    the fit stays flagged."""
+    if ok:
+        return theta, value, ok
+    polished = _gauss_newton(theta, law, data, delta, max_iter=20)
+    polished_value = _objective(polished, law, data, delta)[0]
+    if value - polished_value <= 1e-9 * max(abs(value), 1.0):
+        return theta, value, True
+    return polished, polished_value, False
 
 
 ALPHA_GRID = np.concatenate([np.linspace(0.02, 1.0, 25), np.linspace(1.1, 2.5, 8)])
@@ -289,7 +310,7 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
         theta, value, ok = _lbfgsb(theta0, law_, data, delta)
         if best is None or value < best[1]:
             best = (theta, value, ok)
-    theta, value, ok = best
+    theta, value, ok = _confirm_optimum(*best, law_, data, delta)
     resid = np.concatenate([logy - np.log(law_.predict(theta, f, s)[0]) for f, s, logy in data])
     noise = _residual_profile(data, resid)
     y = np.concatenate([np.exp(logy) for _, _, logy in data])
@@ -305,7 +326,8 @@ def fit(curves: list[Curve], law: str = "annealing", options: dict | None = None
         notes.append("L-BFGS-B did not report convergence; the parameters may be off")
     return Fit(name, options, theta, boot, resid, loco, peak, max(c.horizon for c in curves), value, ok, r2, n, notes,
                anchors=_anchors(theta, law_, data), noise=noise, rel_error=[float(np.mean(np.abs(pred / y - 1))), float(np.max(np.abs(pred / y - 1)))],
-               cv_error=cv_error, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name])
+               cv_error=cv_error, misspec=MISSPEC[name], jackknife=JACKKNIFE[name], distance=DISTANCE[name], diff=DIFF[name],
+               extrap=EXTRAP[name], extrap_single=EXTRAP_SINGLE[name])
 
 
 def _check_options(options: dict) -> None:
@@ -534,8 +556,10 @@ def _log_predictions(law, thetas, feats, steps) -> np.ndarray:
 def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) -> np.ndarray:
     """Variance of log L at `steps`: bootstrap spread + the in-sample residual variance at that step + the law's fixed
     misspecification, plus either the jackknife over the refits (>= 2 of them; times a calibrated factor) or, without
-    one, the calibrated share of the distance to the nearest fitted point. Both last terms grow with the distance from
-    the fitted schedules and horizon."""
+    one, the calibrated share of the distance to the nearest fitted point; plus, past the last fitted step, a calibrated
+    error per unit of ln(step / last fitted step) (one value with a jackknife, another without). The law's errors on
+    unseen schedules are heavy-tailed, and extrapolation in steps is where the tail lies (3x the horizon misses by ~5x
+    the median): a constant term wide enough to cover it there is needlessly wide everywhere else."""
     law = LAWS[fitted.law]
     log_mid = np.log(np.maximum(mid, 1e-300))
     boot = _log_predictions(law, fitted.boot, feats, steps)
@@ -548,9 +572,18 @@ def band_variance(fitted: Fit, feats: dict, steps: np.ndarray, mid: np.ndarray) 
     n = len(jack)
     if n >= 2:  # jackknife variance over curves
         var += fitted.jackknife * (n - 1) / n * np.sum((jack - jack.mean(axis=0)) ** 2, axis=0)
+        extrap = fitted.extrap
     else:
         var += (fitted.distance * _distance(fitted.anchors, steps, log_mid)) ** 2
-    return var
+        extrap = fitted.extrap_single
+    return var + (extrap * _extrapolation(fitted, steps)) ** 2
+
+
+def _extrapolation(fitted: Fit, steps: np.ndarray) -> np.ndarray:
+    """ln(step / last fitted step) past the last step any fitted curve was fitted to, 0 up to it (fits written before
+    the anchors: the longest fitted horizon)."""
+    last = max((int(a_step[-1]) for a_step, _ in fitted.anchors if len(a_step)), default=fitted.horizon)
+    return np.log(np.maximum(steps / max(last, 1), 1.0))
 
 
 def load_fit(fit_dir: str | Path) -> Fit:

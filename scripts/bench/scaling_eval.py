@@ -5,14 +5,16 @@ Two fit sets per model size and law: the MPL split (fit cosine_24000 + constant_
 six) and a one-curve fit (cosine_24000 alone, predict the other eight). Per law, size and fit set: PredE (mean over
 curves of the per-curve mean |err|/loss, as the MPL README), WorstE (mean over curves of the per-curve max), the share
 of unseen points inside the 90% band, the median relative half-width of the band and its ratio to the median
-relative error, and the Kendall rank correlation of predicted vs observed final losses. The band's fixed terms
-(misspecification, distance share, schedule-difference error) used for size X are measured on the other two sizes
-only, so the coverage shown is out of sample; --calibrate prints them measured on all sizes (what calibration.py holds).
+relative error, the ratio of the 90th percentile of |error| to its median (a band of one width everywhere that covers
+90% is that many median errors wide) and the median half-width over that 90th percentile, and the Kendall rank correlation of predicted vs observed final losses. The
+band's fixed terms (misspecification, jackknife factor, extrapolation errors, distance share, schedule-difference
+error) used for size X are measured on the other two sizes only, so the coverage shown is out of sample; --calibrate
+prints them measured on all sizes (what calibration.py holds).
 
     python scripts/bench/scaling_eval.py [--data /work/shared/data/scaling] [--n-boot 50] [--calibrate]
 
-The last line printed is one JSON object: coverage, half_width_over_error, pred_e, rank_corr per law (MPL split,
-pooled over sizes) and the same under one_curve.
+The last line printed is one JSON object: coverage, half_width_over_error, pred_e, rank_corr, p90_over_median,
+half_width_over_p90 per law (MPL split, mean over sizes) and the same under one_curve.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ SETTINGS = {  # row label -> (law, options); the fixed band terms are per law, m
     "auto": ("auto", {}),  # its fixed band terms here are measured on whichever laws it picked
 }
 Z90 = norm.ppf(0.95)
+METRICS = ("coverage", "half_width_over_error", "pred_e", "rank_corr", "p90_over_median", "half_width_over_p90")  # the last line's, per law
 JACKKNIFE_FACTORS = (0.0, 0.25, 0.5, 1.0)
 
 
@@ -65,34 +68,40 @@ def load_size(folder: Path) -> dict:
 
 def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot: int) -> dict:
     """Fit `fit_set`, and per unseen curve: log errors and the band variance split into the part the fit measures
-    (`base`) and the factor of the distance share squared (`dist2`); plus final losses, for the rank and pair checks."""
+    (`base`) and the factors of the fixed terms' squares: the jackknife (`jack`), distance share (`dist2`) and
+    extrapolation error with (`ext`) or without (`ext_single`) a jackknife; plus final losses, for the rank and pair
+    checks."""
     start = time.perf_counter()
     if law == "auto":  # the law --law auto picks on the fitted curves alone
         law = choose_law([curves[n] for n in fit_set])[0]
     fitted = fit([curves[n] for n in fit_set], law, options, n_boot=n_boot)
     seconds = time.perf_counter() - start
-    fitted.misspec = fitted.distance = fitted.jackknife = 0.0
+    terms = ("jackknife", "distance", "extrap", "extrap_single")
+    fitted.misspec = 0.0
     rows = {}
     for name, c in curves.items():
         if name in fit_set:
             continue
         feats = LAWS[law].features(c.lr / fitted.lr_peak, **fitted.options)
         mid = point_prediction(fitted, c.lr, c.step)
-        base = band_variance(fitted, feats, c.step, mid)
-        fitted.distance = 1.0
-        dist2 = band_variance(fitted, feats, c.step, mid) - base
-        fitted.distance, fitted.jackknife = 0.0, 1.0
-        jack = band_variance(fitted, feats, c.step, mid) - base
-        fitted.jackknife = 0.0
-        rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "dist2": dist2, "jack": jack,
+        var = {}
+        for term in (None,) + terms:  # each term alone at 1 (the band's variance is linear in the terms' squares)
+            for t in terms:
+                setattr(fitted, t, 1.0 if t == term else 0.0)
+            var[term] = band_variance(fitted, feats, c.step, mid)
+        base = var[None]
+        rows[name] = {"err": np.log(c.loss) - np.log(mid), "rel": np.abs(mid - c.loss) / c.loss, "base": base, "jack": var["jackknife"] - base,
+                      "dist2": var["distance"] - base, "ext": var["extrap"] - base, "ext_single": var["extrap_single"] - base,
                       "final_pred": float(mid[-1]), "final_obs": float(c.loss[-1]), "horizon": c.horizon}
     return {"rows": rows, "seconds": seconds, "law": law}
 
 
-def _smallest_covering(err: np.ndarray, var_of, hi: float) -> float:
-    """The smallest term value in [0, hi] whose 90% band covers 90% of the held-out points (bisection)."""
-    covered = lambda t: np.mean(err <= Z90 * np.sqrt(var_of(t))) >= 0.9  # noqa: E731
-    if covered(0.0):
+def _covering(err: np.ndarray, base: np.ndarray, factor: np.ndarray, hi: float) -> float:
+    """The smallest t in [0, hi] whose 90% band, variance base + t^2 * factor, covers 90% of the held-out points
+    (bisection); 0 for no points, or where even hi does not (a term that cannot describe these errors: the power law's
+    distance share, it cannot see the schedule)."""
+    covered = lambda t: np.mean(err <= Z90 * np.sqrt(base + t**2 * factor)) >= 0.9  # noqa: E731
+    if len(err) == 0 or covered(0.0) or not covered(hi):
         return 0.0
     lo = 0.0
     for _ in range(40):
@@ -102,22 +111,29 @@ def _smallest_covering(err: np.ndarray, var_of, hi: float) -> float:
 
 
 def calibrate(runs: list[dict]) -> dict:
-    """The fixed band terms from held-out results (see calibration.py): each the smallest value whose band covers 90%
-    of the unseen points (misspecification on the multi-curve fits, then the distance share on the one-curve fits)."""
+    """The fixed band terms from held-out results (see calibration.py), each the smallest value whose band covers 90%
+    of the unseen points of its own region: up to the last fitted step (no extrapolation term there) the
+    misspecification on the multi-curve fits (per jackknife factor; the factor with the narrowest median band wins)
+    and the distance share on the one-curve fits; past it, given those, each fit type's extrapolation error. Set on
+    all points at once, the extrapolation term could cover the minority of points past the horizon with a band of any
+    width while the misspecification covers < 90% of the rest: the median width would not see it."""
     split = [r for run in runs if run["fit_set"] == "mpl_split" for r in run["rows"].values()]
     one = [r for run in runs if run["fit_set"] == "one_curve" for r in run["rows"].values()]
-    err = np.concatenate([np.abs(r["err"]) for r in split])
-    base = np.concatenate([r["base"] for r in split])
-    jack = np.concatenate([r["jack"] for r in split])
+    cat = lambda rows, key: np.concatenate([r[key] for r in rows])  # noqa: E731
+    err, base, jack, ext = np.abs(cat(split, "err")), cat(split, "base"), cat(split, "jack"), cat(split, "ext")
+    inside, past = ext == 0, ext > 0
     options = []
     for factor in JACKKNIFE_FACTORS:
-        misspec = _smallest_covering(err, lambda t: base + factor * jack + t**2, 0.1)
-        options.append((np.median(np.sqrt(base + factor * jack + misspec**2)), factor, misspec))
-    _, jackknife, misspec = min(options)
-    err = np.concatenate([np.abs(r["err"]) for r in one])
-    base = np.concatenate([r["base"] + jackknife * r["jack"] for r in one]) + misspec**2
-    d2 = np.concatenate([r["dist2"] for r in one])
-    distance = _smallest_covering(err, lambda t: base + t**2 * d2, 10.0)
+        var = base + factor * jack
+        misspec = _covering(err[inside], var[inside], np.ones(inside.sum()), 0.1)
+        extrap = _covering(err[past], var[past] + misspec**2, ext[past], 1.0)
+        options.append((np.median(var + misspec**2 + extrap**2 * ext), factor, misspec, extrap))
+    _, jackknife, misspec, extrap = min(options)
+    err, dist2, ext = np.abs(cat(one, "err")), cat(one, "dist2"), cat(one, "ext_single")
+    var = cat(one, "base") + jackknife * cat(one, "jack") + misspec**2
+    inside, past = ext == 0, ext > 0
+    distance = _covering(err[inside], var[inside], dist2[inside], 10.0)
+    extrap_single = _covering(err[past], var[past] + distance**2 * dist2[past], ext[past], 1.0)
     pair_err = []
     for run in runs:
         if run["fit_set"] != "mpl_split":
@@ -129,13 +145,14 @@ def calibrate(runs: list[dict]) -> dict:
                 if a["horizon"] == b["horizon"]:
                     pair_err.append((np.log(a["final_pred"]) - np.log(b["final_pred"])) - (np.log(a["final_obs"]) - np.log(b["final_obs"])))
     diff = float(np.sqrt(np.mean(np.square(pair_err)))) if pair_err else 0.0
-    return {"misspec": misspec, "jackknife": jackknife, "distance": distance, "diff": diff}
+    return {"misspec": misspec, "jackknife": jackknife, "extrap": extrap, "distance": distance, "extrap_single": extrap_single, "diff": diff}
 
 
 def scores(run: dict, terms: dict) -> dict:
     """Held-out scores of one fit under the given fixed band terms."""
     rows = run["rows"].values()
-    var = [r["base"] + terms["jackknife"] * r["jack"] + terms["misspec"] ** 2 + terms["distance"] ** 2 * r["dist2"] for r in rows]
+    var = [r["base"] + terms["jackknife"] * r["jack"] + terms["misspec"] ** 2 + terms["distance"] ** 2 * r["dist2"]
+           + terms["extrap"] ** 2 * r["ext"] + terms["extrap_single"] ** 2 * r["ext_single"] for r in rows]
     half = np.concatenate([Z90 * np.sqrt(v) for v in var])
     err = np.concatenate([np.abs(r["err"]) for r in rows])
     rel = np.concatenate([r["rel"] for r in rows])
@@ -145,6 +162,8 @@ def scores(run: dict, terms: dict) -> dict:
         "pred_e": float(np.mean([r["rel"].mean() for r in rows])), "worst_e": float(np.mean([r["rel"].max() for r in rows])),
         "coverage": float(np.mean(err <= half)), "half_width": float(np.median(np.expm1(half))),
         "half_width_over_error": float(np.median(np.expm1(half)) / np.median(rel)),
+        "p90_over_median": float(np.quantile(err, 0.9) / np.median(err)),
+        "half_width_over_p90": float(np.median(np.expm1(half)) / np.quantile(rel, 0.9)),
         "rank_corr": float(kendalltau(final_pred, final_obs).statistic), "fit_seconds": run["seconds"], "law": run["law"],
     }
 
@@ -161,7 +180,7 @@ def main() -> None:
     sizes = args.sizes.split(",")
     data = {size: load_size(Path(args.data) / "mpl_luo2025" / f"csv_{size}") for size in sizes}
     results, summary, fixed = {}, {}, {}
-    print(f"{'size':>4s} {'setting':18s} {'fit set':10s} {'PredE%':>7s} {'WorstE%':>8s} {'cov90':>6s} {'half%':>6s} {'half/err':>8s} {'tau':>5s} {'fit s':>6s}")
+    print(f"{'size':>4s} {'setting':18s} {'fit set':10s} {'PredE%':>7s} {'WorstE%':>8s} {'cov90':>6s} {'half%':>6s} {'half/err':>8s} {'p90/med':>7s} {'half/p90':>8s} {'tau':>5s} {'fit s':>6s}")
     for key in args.settings.split(","):
         law, options = SETTINGS[key]
         runs = [{"size": size, "fit_set": fs, **held_out_terms(data[size], law, options, names, args.n_boot)}
@@ -173,17 +192,17 @@ def main() -> None:
             s = scores(run, terms)
             results[f"{run['size']}M {key} {run['fit_set']}"] = {**s, "terms": terms}
             print(f"{run['size']:>4s} {key:18s} {run['fit_set']:10s} {100 * s['pred_e']:7.3f} {100 * s['worst_e']:8.3f} {s['coverage']:6.2f} "
-                  f"{100 * s['half_width']:6.3f} {s['half_width_over_error']:8.2f} {s['rank_corr']:5.2f} {s['fit_seconds']:6.1f}"
+                  f"{100 * s['half_width']:6.3f} {s['half_width_over_error']:8.2f} {s['p90_over_median']:7.2f} {s['half_width_over_p90']:8.2f} {s['rank_corr']:5.2f} {s['fit_seconds']:6.1f}"
                   + (f"  -> {run['law']}" if key == "auto" else ""), flush=True)
         for fs in FIT_SETS:
             rows = [results[f"{size}M {key} {fs}"] for size in sizes]
-            summary.setdefault(fs, {})[key] = {m: float(np.mean([r[m] for r in rows])) for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
+            summary.setdefault(fs, {})[key] = {m: float(np.mean([r[m] for r in rows])) for m in METRICS}
     if args.calibrate:
-        for term in ("misspec", "jackknife", "distance", "diff"):
+        for term in ("misspec", "jackknife", "extrap", "distance", "extrap_single", "diff"):
             print(f"{term.upper()} = " + json.dumps({k: round(v[term], 5) for k, v in fixed.items()}))
     Path(args.out).write_text(json.dumps({"results": results, "fixed_terms_all_sizes": fixed}, indent=2) + "\n")
-    final = {m: {k: v[m] for k, v in summary["mpl_split"].items()} for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
-    final["one_curve"] = {m: {k: v[m] for k, v in summary["one_curve"].items()} for m in ("coverage", "half_width_over_error", "pred_e", "rank_corr")}
+    final = {m: {k: v[m] for k, v in summary["mpl_split"].items()} for m in METRICS}
+    final["one_curve"] = {m: {k: v[m] for k, v in summary["one_curve"].items()} for m in METRICS}
     print(json.dumps(final))
 
 
