@@ -217,18 +217,35 @@ def _mpl_predict(theta, feats, steps):
     L0, A, alpha, B, C, beta, gamma = theta
     steps = np.asarray(steps)
     at, interp, dsum, neg_log_eta, span = _mpl_layout(feats, steps)
+    # the same operations in the same order as the formula, in place: the [steps, bins] temporaries are the cost
     x = span * np.exp(gamma * neg_log_eta)[None, :]  # eta_k^-gamma * S_k(t)
-    log_base = np.log1p(C * x)
-    pow_b = np.exp(-beta * log_base)  # (C x + 1)^-beta
+    base = C * x
+    log_base = np.log1p(base)
+    pow_b = np.multiply(log_base, -beta)
+    np.exp(pow_b, out=pow_b)  # (C x + 1)^-beta
     LD = (1.0 - pow_b) @ dsum
-    dG_dC = beta * pow_b / (1.0 + C * x) * x
-    dld = np.stack([dG_dC @ dsum, (pow_b * log_base) @ dsum, (C * dG_dC * neg_log_eta[None, :]) @ dsum], axis=1)
+    dG_dC = np.multiply(pow_b, beta)
+    base += 1.0
+    dG_dC /= base
+    dG_dC *= x
+    dld = np.empty((len(at), 3))
+    dld[:, 0] = dG_dC @ dsum
+    log_base *= pow_b
+    dld[:, 1] = log_base @ dsum
+    dG_dC *= C
+    dG_dC *= neg_log_eta[None, :]
+    dld[:, 2] = dG_dC @ dsum
     if interp is not None:  # LD and its derivatives from the knots; the S1 power term is exact at every step
         LD, dld = interp @ LD, interp @ dld
     x1 = feats["S1"][steps]
     power = x1**-alpha
     pred = L0 + A * power - B * LD
-    jac = np.column_stack([np.ones_like(pred), power, -A * power * np.log(x1), -LD, -B * dld])
+    jac = np.empty((len(steps), 7))
+    jac[:, 0] = 1.0
+    jac[:, 1] = power
+    jac[:, 2] = -A * power * np.log(x1)
+    jac[:, 3] = -LD
+    np.multiply(dld, -B, out=jac[:, 4:])
     return pred, jac
 
 
