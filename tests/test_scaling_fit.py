@@ -643,6 +643,8 @@ def test_one_curve_band_widens_with_distance_from_the_fitted_schedule():
     longer = half("cosine:peak=3e-4,steps=24000,warmup=200,min=0", [8000, 24000])
     assert np.all(other > 1.5 * same) and np.all(held > 1.5 * same)  # another schedule: wider
     assert longer[1] > 2 * same[1]  # 3x the fitted horizon
+    # ... but its width is set on other model sizes, where one-curve errors differ by up to 4x: the fit says so
+    assert any("band is not calibrated" in warning for warning in got.warnings)
 
 
 def _curve_csv(path: Path, spec: str, with_lr: bool = True) -> Curve:
