@@ -77,7 +77,9 @@ def test_slurm_template_builds_one_launch_per_node(tmp_path):
     """Fake srun/scontrol run the template for 2 nodes; each node's llmkit dry-run prints its command."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\n")
+    # scontrol lists more hosts than a pipe holds (a large allocation): a reader that stops at the first line makes
+    # it die of SIGPIPE, which under pipefail failed the template now and then (exit 141)
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho node-a\necho node-b\nseq 100000 | sed 's/^/node-x/'\n")
     # srun: run the command once per node with that node's SLURM_PROCID (flags before the command are dropped).
     (bin_dir / "srun").write_text('#!/bin/sh\nshift\nfor r in 0 1; do SLURM_PROCID=$r "$@" || exit 1; done\n')
     for name in ("scontrol", "srun"):
