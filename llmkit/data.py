@@ -96,6 +96,16 @@ def _say_offline(dataset: str) -> None:
     print(f"llmkit: offline, using the bundled mini copy of {dataset} ({BUNDLED[dataset].name})", file=sys.stderr)
 
 
+def _split_name(split: str) -> str:
+    """The split a slice is taken from (`train[:10%]` -> `train`): its name picks the files of a bundled or local copy."""
+    return split.partition("[")[0]
+
+
+def _files_split(split: str) -> str:
+    """The split of the files picked for `split` (datasets names it train) with `split`'s slice, if any."""
+    return "train" + split[len(_split_name(split)):]
+
+
 def _local_files(local: Path, config: str | None, split: str) -> list[Path]:
     """The data files of a local file or folder for one split: the hub layout first; else, in a flat folder, the
     files named for the split (<split>.jsonl, <split>-00000.parquet, ...), and a folder with none is read whole."""
@@ -119,6 +129,7 @@ def check_dataset(dataset: str, config: str | None = None, split: str = "train",
     """Fail in one line, without reading rows, on a dataset that cannot load: a missing local path, a config or
     split the bundled copy lacks, a split whose files are empty. Hub datasets are checked when they load."""
     local = Path(dataset).expanduser()
+    split = _split_name(split)
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         files = _bundled_files(BUNDLED[dataset], config, split)
     elif local.exists():
@@ -142,18 +153,18 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         if dataset not in _ALIASES:
             _say_offline(dataset)
-        found = _bundled_files(BUNDLED[dataset], config, split)
+        found = _bundled_files(BUNDLED[dataset], config, _split_name(split))
         source = found[0]
-        ds = datasets.load_dataset("json", data_files=[str(p) for p in found], split="train")
+        ds = datasets.load_dataset("json", data_files=[str(p) for p in found], split=_files_split(split))
     elif local.exists():
-        found = _local_files(local, config, split)
+        found = _local_files(local, config, _split_name(split))
         source = found[0] if len(found) == 1 else local
         kind = _LOCAL_KINDS[found[0].suffix]
         files = [str(p) for p in found]
         # a .txt file is one document (column "text"), as pre-training wants, not one row per line
         options = {"sample_by": "document"} if kind == "text" else {}
         try:
-            ds = datasets.load_dataset(kind, data_files=files, split="train", **options)
+            ds = datasets.load_dataset(kind, data_files=files, split=_files_split(split), **options)
         except Exception as err:  # pyarrow/json errors carry long messages; the first line names the problem
             raise LlmkitError(f"{dataset}: could not read: {str(err).splitlines()[0]}") from None
     else:
@@ -178,7 +189,7 @@ def _check_rows(source, column_names: list[str], n_rows: int, columns: tuple[str
 def load_rows(dataset: str, config: str | None = None, split: str = "train", columns: tuple[str, ...] = ()) -> list[dict]:
     """load_split's rows as dicts. A split of a bundled copy is JSON lines and is read as such: importing `datasets`
     alone costs 0.7 CPU-s, 5% of a one-thread TOFU eval of the tiny model on tofu-mini."""
-    if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
+    if dataset in BUNDLED and (dataset in _ALIASES or _offline()) and split == _split_name(split):
         check_dataset(dataset, config, split)
         found = _bundled_files(BUNDLED[dataset], config, split)
         if all(p.suffix == ".jsonl" for p in found):

@@ -172,3 +172,17 @@ def test_local_txt_files_are_one_document_each(tmp_path):
     (tmp_path / "b.txt").write_text("another document")
     rows = load_split(str(tmp_path), columns=("text",))
     assert sorted(rows["text"]) == ["another document", "first line\nsecond line\n"]
+
+
+def test_a_sliced_split_reads_only_its_own_files_and_the_slice(tmp_path):
+    """dataset_split takes the hub's slicing (train[:2]): in a local folder it still picks train's files, not every
+    file, and in the bundled copies it still finds the split; then the slice applies."""
+    from llmkit.data import load_rows, load_split
+
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"text": f"train {i}"}) + "\n" for i in range(3)))
+    (tmp_path / "validation.jsonl").write_text("".join(json.dumps({"text": f"val {i}"}) + "\n" for i in range(2)))
+    assert list(load_split(str(tmp_path), split="train[:2]")["text"]) == ["train 0", "train 1"]
+    assert list(load_split(str(tmp_path), split="validation[1:]")["text"]) == ["val 1"]
+    whole = load_rows("tofu-mini", "forget01", "train")
+    assert load_split("tofu-mini", "forget01", "train[:3]").to_list() == whole[:3]
+    assert load_rows("tofu-mini", "forget01", "train[-2:]") == whole[-2:]
