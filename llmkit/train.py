@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmkit.config import RunArgs, build_args, load_recipe, parse_cli_overrides, resolved_dict, save_run_config
-from llmkit.data import QADataArgs, check_dataset
+from llmkit.data import check_dataset
 from llmkit.errors import LlmkitError
 from llmkit.models import check_dtype, check_model_dir
 from llmkit.procs import die_with_parent, report_error
@@ -114,8 +114,8 @@ def check_paths(instances: tuple, stage_outputs_may_be_missing: bool = False) ->
                              "writes it); checked when the run starts")
                 continue
             check_model_dir(obj.model_name_or_path)
-        if isinstance(obj, QADataArgs):
-            for config in [obj.dataset_config, *(obj.extra_dataset_configs or [])]:
+        if hasattr(obj, "dataset") and hasattr(obj, "dataset_split"):  # QADataArgs, pretrain's PretrainArgs
+            for config in [obj.dataset_config, *(getattr(obj, "extra_dataset_configs", None) or [])]:
                 check_dataset(obj.dataset, config, obj.dataset_split)
     return later
 

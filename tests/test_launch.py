@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, finetune_recipe, python_env
+from conftest import REPO, finetune_recipe, pretrain_recipe, python_env
 from llmkit.cli import main as cli_main
 from llmkit.launch import free_port
 
@@ -138,6 +138,19 @@ def test_dry_run_catches_what_fails_at_runtime_in_one_line(tmp_path, capsys, tin
         assert cli_main(["train", str(recipe), "--dry_run"]) == 2, override
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, (override, err)
+
+
+def test_dry_run_checks_a_pretrain_recipes_dataset(tmp_path, capsys):
+    """A pre-training text source that cannot load fails the dry run on the login node, as a fine-tune's does."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "train.jsonl").write_text("")
+    for number, (dataset, message) in enumerate([(tmp_path / "missing.jsonl", "missing.jsonl does not exist"),
+                                                 (empty, "the split is empty")]):
+        recipe = pretrain_recipe(tmp_path / f"r{number}", dataset)
+        assert cli_main(["train", str(recipe), "--dry_run"]) == 2, dataset
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (dataset, err)
 
 
 def test_a_failure_after_launch_is_one_line_and_exit_2(tmp_path):
