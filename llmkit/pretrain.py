@@ -59,6 +59,8 @@ class PretrainArgs:
             raise ValueError(f"block_size must be >= 2, got {self.block_size}")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must lie in [0, 1), got {self.eval_fraction}")
+        if self.max_eval_blocks is not None and self.max_eval_blocks < 1:
+            raise ValueError(f"max_eval_blocks must be >= 1 (null: every held-out block), got {self.max_eval_blocks}")
         if self.lr_schedule:
             try:
                 parse_schedule(self.lr_schedule)

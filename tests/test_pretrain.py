@@ -120,6 +120,15 @@ def test_schedule_conflicts_are_one_line_errors(pretrain_corpus, tmp_path):
     assert not (tmp_path / "b" / "runs").exists()
 
 
+@pytest.mark.parametrize("blocks", [0, -1])
+def test_max_eval_blocks_below_one_is_a_one_line_error_naming_it(pretrain_corpus, tmp_path, blocks):
+    """Not an empty held-out set silently, nor an error that blames eval_fraction."""
+    bad = pretrain_recipe(tmp_path, pretrain_corpus, max_eval_blocks=blocks)
+    with pytest.raises(LlmkitError, match=rf"recipe.yaml: PretrainArgs: max_eval_blocks must be >= 1 .*got {blocks}"):
+        train_main([str(bad)])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_two_steps_then_resume_equals_four_steps(pretrain_corpus, tmp_path, monkeypatch):
     common = dict(save_strategy="steps", save_steps=2)
     straight = pretrain_recipe(tmp_path / "a", pretrain_corpus, **common)
