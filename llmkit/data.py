@@ -154,19 +154,11 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         if dataset not in _ALIASES:
             _say_offline(dataset)
         found = _bundled_files(BUNDLED[dataset], config, _split_name(split))
-        source = found[0]
-        ds = datasets.load_dataset("json", data_files=[str(p) for p in found], split=_files_split(split))
+        source, kind = found[0], "json"
     elif local.exists():
         found = _local_files(local, config, _split_name(split))
         source = found[0] if len(found) == 1 else local
         kind = _LOCAL_KINDS[found[0].suffix]
-        files = [str(p) for p in found]
-        # a .txt file is one document (column "text"), as pre-training wants, not one row per line
-        options = {"sample_by": "document"} if kind == "text" else {}
-        try:
-            ds = datasets.load_dataset(kind, data_files=files, split=_files_split(split), **options)
-        except Exception as err:  # pyarrow/json errors carry long messages; the first line names the problem
-            raise LlmkitError(f"{dataset}: could not read: {str(err).splitlines()[0]}") from None
     else:
         source = f"{dataset} ({config}/{split})"
         try:
@@ -174,6 +166,14 @@ def load_split(dataset: str, config: str | None = None, split: str = "train", co
         except Exception as err:  # the hub raises many types; one line is what the user needs
             hint = "; without network, HF_HUB_OFFLINE=1 loads llmkit's bundled mini copy" if dataset in BUNDLED else ""
             raise LlmkitError(f"dataset: could not load {source}: {str(err).splitlines()[0]}{hint}") from None
+        _check_rows(source, ds.column_names, len(ds), columns)
+        return ds
+    # a .txt file is one document (column "text"), as pre-training wants, not one row per line
+    options = {"sample_by": "document"} if kind == "text" else {}
+    try:
+        ds = datasets.load_dataset(kind, data_files=[str(p) for p in found], split=_files_split(split), **options)
+    except Exception as err:  # pyarrow/json errors (and a bad slice) carry long messages; the first line names it
+        raise LlmkitError(f"{dataset}: could not read {split}: {str(err).splitlines()[0]}") from None
     _check_rows(source, ds.column_names, len(ds), columns)
     return ds
 

@@ -195,3 +195,6 @@ def test_a_sliced_split_reads_only_its_own_files_and_the_slice(tmp_path):
     whole = load_rows("tofu-mini", "forget01", "train")
     assert load_split("tofu-mini", "forget01", "train[:3]").to_list() == whole[:3]
     assert load_rows("tofu-mini", "forget01", "train[-2:]") == whole[-2:]
+    for bad in ("train[abc]", "train[:5%]"):  # a slice datasets cannot read, one that holds no row of 6
+        with pytest.raises(LlmkitError, match=rf"tofu-mini: could not read train\[.*\]: "):
+            load_split("tofu-mini", "forget01", bad)
