@@ -127,18 +127,29 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identity: dict) -> Path:
+# What a checkpoint holds beyond the model files Trainer.save_model wrote into it: the training state.
+_TRAINING_STATE = shutil.ignore_patterns("optimizer*", "scheduler.pt", "scaler.pt", "rng_state*", "trainer_state.json",
+                                         "global_step*", "latest", "zero_to_fp32.py", COMPLETE)
+
+
+def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identity: dict,
+               checkpoint: str | None = None) -> Path:
     """Write <run>/final/ so that it loads with from_pretrained: consolidated weights, tokenizer, LoRA merged if asked.
 
     It is written aside (final.partial/) and swapped in only once complete, carrying over an existing final/eval/.
+    With `checkpoint` (training ended there, final/ was not written), its model files are final/'s: Trainer.save_model
+    wrote them from the same weights, and a DeepSpeed trainer that did not train in this process cannot save.
     """
     final = Path(run_dir) / FINAL
     partial = final.with_name(FINAL + ".partial")
     if trainer.is_world_process_zero() and partial.exists():
         shutil.rmtree(partial)  # our own leftover from a save that was killed
     _barrier()
-    # Trainer.save_model gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save) and writes on rank 0.
-    trainer.save_model(str(partial))
+    if checkpoint is None:
+        # Trainer.save_model gathers ZeRO-3 shards (stage3_gather_16bit_weights_on_model_save) and writes on rank 0.
+        trainer.save_model(str(partial))
+    elif trainer.is_world_process_zero():
+        shutil.copytree(checkpoint, partial, ignore=_TRAINING_STATE)
     _barrier()
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(partial)

@@ -71,13 +71,12 @@ class Session:
     def train(self, trainer, tokenizer, merge_lora: bool = False) -> None:
         if trainer.is_world_process_zero():
             save_run_config(self.run_dir, self.instances, self.recipe_path, self.argv, self.plan)
-        if self.plan.final_from:
-            # Training had ended at this checkpoint; only final/ was not written yet (the run stopped while saving).
-            trainer._load_from_checkpoint(self.plan.final_from)
-        else:
+        # final_from: training had ended at this checkpoint; only final/ was not written (the run stopped while saving)
+        if not self.plan.final_from:
             trainer.train(resume_from_checkpoint=self.plan.resume_from)
         if self.save_final:
-            final = save_final(trainer, self.run_dir, tokenizer, merge_lora, self.plan.identity)
+            final = save_final(trainer, self.run_dir, tokenizer, merge_lora, self.plan.identity,
+                               checkpoint=self.plan.final_from)
             if trainer.is_world_process_zero():
                 print(f"llmkit: final model in {final}", file=sys.stderr)
 

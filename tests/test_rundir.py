@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from conftest import finetune_recipe, stop_at
+from llmkit.checkpoints import checkpoint_problem
 from llmkit.errors import LlmkitError
 from llmkit.runs import read_metrics
 from llmkit.train import Session, main as train_main
@@ -185,6 +186,10 @@ def test_a_run_stopped_while_writing_final_gets_final_from_its_last_checkpoint_w
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-2"]
     final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-2" / "model.safetensors")
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+    assert {"optimizer.pt", "scheduler.pt", "trainer_state.json"} <= {p.name for p in (run / "checkpoint-2").iterdir()}
+    assert not any(p.name in ("optimizer.pt", "scheduler.pt", "trainer_state.json") or p.name.startswith("rng_state")
+                   for p in (run / "final").iterdir())  # the model, not the training state
+    assert checkpoint_problem(run / "final") is None
 
 
 def test_resume_never_keeps_the_inputs_mined_into_the_run_directory(tmp_path):

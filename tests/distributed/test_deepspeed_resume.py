@@ -42,3 +42,23 @@ def test_zero2_resume_refuses_a_changed_deepspeed_file_and_retrains_the_same_cur
     again = read_metrics(run / "metrics.jsonl")
     assert [r["step"] for r in again] == [1, 2, 3, 4]
     assert [r["loss"] for r in again] == pytest.approx([r["loss"] for r in first], rel=1e-4)
+
+
+def test_zero2_run_stopped_before_final_gets_final_from_its_last_checkpoint(tmp_path, tiny_model_path):
+    """Training had ended at checkpoint-2, final/ was not written: the re-run writes it from that checkpoint
+    under DeepSpeed too (its engine exists only once training starts), without another step."""
+    import torch
+    from safetensors.torch import load_file
+
+    recipe = finetune_recipe(tmp_path, max_steps=2, save_strategy="steps", save_steps=2, global_batch_size=8,
+                             per_device_train_batch_size=4, save_final=False)
+    run = tmp_path / "runs" / "recipe"
+    train(recipe)
+    cmd = [sys.executable, "-m", "llmkit.cli", "train", str(recipe), "--accelerate", "zero2", "--num_processes", "2",
+           "--save_final", "true"]
+    done = subprocess.run(cmd, env=python_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2]
+    final, last = load_file(run / "final" / "model.safetensors"), load_file(run / "checkpoint-2" / "model.safetensors")
+    assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)
+    assert not any(p.name.startswith(("global_step", "latest")) for p in (run / "final").iterdir())
