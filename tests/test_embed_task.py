@@ -54,6 +54,19 @@ def test_recipe_errors_name_the_file(tmp_path):
         main([str(_recipe(tmp_path))])
 
 
+@pytest.mark.parametrize("override, message", [
+    ({"task_prompts": "nope/tasks.json"}, r"task_prompts: nope/tasks.json does not exist"),
+    ({"model_name_or_path": "/nope/model"}, r"model_name_or_path: /nope/model does not exist"),
+])
+def test_mine_checks_what_it_renders_with_before_mining(tmp_path, override, message):
+    """The prompts file and the student model are read after mining: a typo is one line before any mining."""
+    from llmkit.embed.cli import mine_main
+
+    with pytest.raises(LlmkitError, match=message):
+        mine_main([str(_recipe(tmp_path, **override))])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_every_model_option_reaches_the_embedder(tmp_path, monkeypatch):
     """The recipe's attn_implementation (flash_attention_2 on GPUs) is what the trained backbone runs with."""
     import llmkit.embed.train as embed_train

@@ -36,6 +36,8 @@ def mine_main(argv: list[str]) -> int:
     from llmkit.config import RunArgs, build_args
     from llmkit.embed import task as embed_task
     from llmkit.embed.mining import mine
+    from llmkit.embed.prompts import load_task_prompts
+    from llmkit.model_files import check_model_path
     from llmkit.train import read_recipe
 
     if not argv or argv[0].startswith("-"):
@@ -47,6 +49,9 @@ def mine_main(argv: list[str]) -> int:
     *arg_types, training_args = embed_task.ARG_TYPES
     _, model_args, mining_args, embed_args = build_args((RunArgs, *arg_types), recipe, overrides, argv[0],
                                                         not_built=(training_args,))
+    # the student's tokenizer and the prompts file render the inputs after mining: a typo fails now, not after it
+    load_task_prompts(embed_task.bundled(embed_args.task_prompts))
+    check_model_path(model_args.model_name_or_path)
     out = embed_task.mined_dir(embed_args, {**recipe, **overrides}["output_dir"])
     print(f"llmkit mine: teacher {mining_args.teacher_model or '(none)'}, reranker {mining_args.reranker}"
           + (" (OFFLINE FALLBACK: the teacher's cosine stands in for a cross-encoder reranker)"

@@ -113,6 +113,7 @@ def prepare_training_data(mined, model_args: ModelArgs, mining_args: MiningArgs,
     from llmkit.embed.prompts import load_task_prompts
     from llmkit.embed.train import prepare_datasets
 
+    tasks = load_task_prompts(bundled(embed_args.task_prompts))  # first: a missing file is one line
     tokenizer = tokenizer or student_tokenizer(model_args)
     settings = prompt_settings(mining_args, embed_args)
     key = prepare_key(out_dir, settings, bundled(embed_args.task_prompts), tokenizer)
@@ -120,7 +121,7 @@ def prepare_training_data(mined, model_args: ModelArgs, mining_args: MiningArgs,
         return load_prepared(out_dir, key)
     except LlmkitError:
         pass  # not made yet, or for other settings: render it
-    datasets = prepare_datasets(mined, load_task_prompts(bundled(embed_args.task_prompts)), tokenizer,
+    datasets = prepare_datasets(mined, tasks, tokenizer,
                                 seed=settings["seed"], instructions=settings["instructions"], k_max=settings["k_max"],
                                 example_budget=settings["example_budget"],
                                 example_max_tokens=settings["example_max_tokens"],
