@@ -133,6 +133,8 @@ def check_dataset(dataset: str, config: str | None = None, split: str = "train",
     if dataset in BUNDLED and (dataset in _ALIASES or _offline()):
         files = _bundled_files(BUNDLED[dataset], config, split)
     elif local.exists():
+        if local.is_file() and local.suffix not in _LOCAL_KINDS:
+            raise LlmkitError(f"{field_name}: {dataset} is not a {'/'.join(_LOCAL_KINDS)} file")
         files = _local_files(local, config, split)
         if not files:
             raise LlmkitError(f"{field_name}: {dataset} holds no {'/'.join(_LOCAL_KINDS)} file")

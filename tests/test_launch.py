@@ -116,6 +116,8 @@ def _bad_inputs(tmp_path, model_path):
     folder.mkdir()
     (folder / "train.jsonl").write_text("")
     (folder / "test.jsonl").write_text('{"question": "q", "answer": "a"}\n')
+    csv = tmp_path / "qa.csv"
+    csv.write_text("question,answer\nq,a\n")
     return [
         ({"model_name_or_path": str(no_tokenizer)}, "holds no tokenizer"),
         ({"model_name_or_path": str(adapter)}, "is a LoRA adapter, not a model; train from its base model (base/model)"),
@@ -128,6 +130,7 @@ def _bad_inputs(tmp_path, model_path):
         ({"dataset": str(tmp_path / "missing.jsonl")}, "missing.jsonl does not exist"),
         ({"dataset": str(empty)}, "the split is empty"),
         ({"dataset": str(folder)}, "the split is empty"),
+        ({"dataset": str(csv)}, "qa.csv is not a .json/.jsonl/.parquet/.txt file"),
         ({"global_batch_size": 1.6e22}, "global_batch_size=1.6e+22 is not a valid int"),
     ]
 
