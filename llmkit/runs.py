@@ -127,9 +127,10 @@ def read_metrics(path: str | Path) -> list[dict]:
     return rows
 
 
-# What a checkpoint holds beyond the model files Trainer.save_model wrote into it: the training state.
+# What a checkpoint holds beyond the model files Trainer.save_model wrote into it: the training state (DeepSpeed's
+# global_step*/ and FSDP's pytorch_model_fsdp* are the engines' own copies of the model for resuming).
 _TRAINING_STATE = shutil.ignore_patterns("optimizer*", "scheduler.pt", "scaler.pt", "rng_state*", "trainer_state.json",
-                                         "global_step*", "latest", "zero_to_fp32.py", COMPLETE)
+                                         "global_step*", "latest", "zero_to_fp32.py", "pytorch_model_fsdp*", COMPLETE)
 
 
 def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identity: dict,
