@@ -97,7 +97,7 @@ def _say_offline(dataset: str) -> None:
 
 
 def _split_name(split: str) -> str:
-    """The split a slice is taken from (`train[:10%]` -> `train`): its name picks the files of a bundled or local copy."""
+    """The split a slice is taken from (`train[:10%]` -> `train`): its name picks a bundled or local copy's files."""
     return split.partition("[")[0]
 
 

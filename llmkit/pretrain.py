@@ -42,7 +42,8 @@ class PretrainArgs:
     dataset: str = field(default="python-docs", metadata={
         "help": "hub id, local .json/.jsonl/.parquet/.txt file or folder, or python-docs (CPython's own documentation)"})
     dataset_config: str | None = field(default=None, metadata={"help": "hub config, e.g. sample-10BT"})
-    dataset_split: str = field(default="train", metadata={"help": "split, slicing allowed (hub, local or bundled): train[:1000000]"})
+    dataset_split: str = field(default="train", metadata={
+        "help": "split, slicing allowed (hub, local or bundled): train[:1000000]"})
     text_key: str = field(default="text", metadata={"help": "the column holding each document's text"})
     block_size: int = field(default=128, metadata={"help": "tokens per training sequence"})
     eval_fraction: float = field(default=0.05, metadata={"help": "share of documents held out for eval_loss"})
