@@ -118,14 +118,14 @@ def _covering(err: np.ndarray, base: np.ndarray, factor: np.ndarray, hi: float, 
     return hi
 
 
-def calibrate(runs: list[dict], rule: str = "pooled") -> dict:
+def calibrate(runs: list[dict], rule: str = "pooled", jackknife_factors: tuple = JACKKNIFE_FACTORS) -> dict:
     """The fixed band terms from held-out results (see calibration.py), each the smallest value whose band covers 90%
     of the unseen points of its own region: up to the last fitted step (no extrapolation term there) the
     misspecification on the multi-curve fits (per jackknife factor; the factor with the narrowest median band wins)
     and the distance share on the one-curve fits; past it, given those, each fit type's extrapolation error. Set on
     all points at once, the extrapolation term could cover the minority of points past the horizon with a band of any
     width while the misspecification covers < 90% of the rest: the median width would not see it. `rule`: see
-    _covering."""
+    _covering; `jackknife_factors`: the factors to choose from."""
     split = [r for run in runs if run["fit_set"] == "mpl_split" for r in run["rows"].values()]
     one = [r for run in runs if run["fit_set"] == "one_curve" for r in run["rows"].values()]
     cat = lambda rows, key: np.concatenate([r[key] for r in rows])  # noqa: E731
@@ -133,7 +133,7 @@ def calibrate(runs: list[dict], rule: str = "pooled") -> dict:
     err, base, jack, ext, size = np.abs(cat(split, "err")), cat(split, "base"), cat(split, "jack"), cat(split, "ext"), sizes("mpl_split")
     inside, past = ext == 0, ext > 0
     options = []
-    for factor in JACKKNIFE_FACTORS:
+    for factor in jackknife_factors:
         var = base + factor * jack
         misspec = _covering(err[inside], var[inside], np.ones(inside.sum()), 0.1, size[inside], rule)
         extrap = _covering(err[past], var[past] + misspec**2, ext[past], 1.0, size[past], rule)
@@ -167,11 +167,12 @@ def log_linear(xs: list[float], values: list[float], at: float) -> float:
 
 
 def size_trend(runs: list[dict], size: str) -> dict:
-    """Rule "size-trend": each term measured on every other model size alone, then log-linear in the model size at
-    `size` (needs the model size at prediction time, which a fit does not have; the jackknife factor and DIFF pooled)."""
+    """Rule "size-trend": each term measured on every other model size alone (at the jackknife factor chosen on them
+    all), then log-linear in the model size at `size` (needs the model size at prediction time, which a fit does not
+    have; DIFF pooled)."""
     others = sorted({run["size"] for run in runs} - {size}, key=float)
-    own = [calibrate([run for run in runs if run["size"] == s]) for s in others]
     terms = calibrate([run for run in runs if run["size"] != size])
+    own = [calibrate([run for run in runs if run["size"] == s], jackknife_factors=(terms["jackknife"],)) for s in others]
     for term in ("misspec", "extrap", "distance", "extrap_single"):
         terms[term] = log_linear([float(s) for s in others], [o[term] for o in own], float(size))
     return terms
