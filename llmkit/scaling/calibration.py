@@ -23,6 +23,11 @@ the other covers < 90% of the rest (the median width would not see it: chosen jo
 multi_power's EXTRAP came out 0.4, a band of +-50% at 3x the horizon).
 DIFF: the law's error on the difference of two schedules' final log losses (same horizon), from the 3-curve fits.
 
+"90% of the unseen points" pools the model sizes. Checked leave-one-size-out (README, `scaling_eval.py --rule`,
+2026-11-28): 90% of each size's points only widens, equal weights per size is the same rule here, and no value set on
+two sizes covers 80-95% on the third for every law, because the extrapolation error grows with model size for the laws
+that miss; terms that follow the model size would, but a fit does not know its model size.
+
 Re-measure with `python scripts/bench/scaling_eval.py --calibrate` and copy its printed dicts here (the annealing row
 at its default options).
 """

@@ -12,6 +12,12 @@ error) used for size X are measured on the other two sizes only, so the coverage
 prints them measured on all sizes (what calibration.py holds).
 
     python scripts/bench/scaling_eval.py [--data /work/shared/data/scaling] [--n-boot 50] [--calibrate]
+        [--rule pooled|each|size-trend]
+
+--rule compares ways to set the terms from the calibration sizes (the band's form is the same): pooled (each term
+covers 90% of all their points; what calibration.py holds), each (90% of each size's points) or size-trend (each
+term a power law in the model size through the two other sizes' own values; a fit does not know its model size, so
+this one is a measurement only, and --calibrate prints the pooled terms).
 
 The last line printed is one JSON object: coverage, half_width_over_error, pred_e, rank_corr, p90_over_median,
 half_width_over_p90 per law (MPL split, mean over sizes) and the same under one_curve.
@@ -96,11 +102,13 @@ def held_out_terms(curves: dict, law: str, options: dict, fit_set: tuple, n_boot
     return {"rows": rows, "seconds": seconds, "law": law}
 
 
-def _covering(err: np.ndarray, base: np.ndarray, factor: np.ndarray, hi: float) -> float:
+def _covering(err: np.ndarray, base: np.ndarray, factor: np.ndarray, hi: float, size: np.ndarray, rule: str = "pooled") -> float:
     """The smallest t in [0, hi] whose 90% band, variance base + t^2 * factor, covers 90% of the held-out points
     (bisection); 0 for no points, or where even hi does not (a term that cannot describe these errors: the power law's
-    distance share, it cannot see the schedule)."""
-    covered = lambda t: np.mean(err <= Z90 * np.sqrt(base + t**2 * factor)) >= 0.9  # noqa: E731
+    distance share, it cannot see the schedule). Rule "each": 90% of each model size's points (`size`, per point), so
+    the largest of the per-size values."""
+    groups = [size == s for s in np.unique(size)] if rule == "each" else [np.ones(len(err), bool)]
+    covered = lambda t: min(np.mean((err <= Z90 * np.sqrt(base + t**2 * factor))[g]) for g in groups) >= 0.9  # noqa: E731
     if len(err) == 0 or covered(0.0) or not covered(hi):
         return 0.0
     lo = 0.0
@@ -110,30 +118,32 @@ def _covering(err: np.ndarray, base: np.ndarray, factor: np.ndarray, hi: float) 
     return hi
 
 
-def calibrate(runs: list[dict]) -> dict:
+def calibrate(runs: list[dict], rule: str = "pooled", jackknife_factors: tuple = JACKKNIFE_FACTORS) -> dict:
     """The fixed band terms from held-out results (see calibration.py), each the smallest value whose band covers 90%
     of the unseen points of its own region: up to the last fitted step (no extrapolation term there) the
     misspecification on the multi-curve fits (per jackknife factor; the factor with the narrowest median band wins)
     and the distance share on the one-curve fits; past it, given those, each fit type's extrapolation error. Set on
     all points at once, the extrapolation term could cover the minority of points past the horizon with a band of any
-    width while the misspecification covers < 90% of the rest: the median width would not see it."""
+    width while the misspecification covers < 90% of the rest: the median width would not see it. `rule`: see
+    _covering; `jackknife_factors`: the factors to choose from."""
     split = [r for run in runs if run["fit_set"] == "mpl_split" for r in run["rows"].values()]
     one = [r for run in runs if run["fit_set"] == "one_curve" for r in run["rows"].values()]
     cat = lambda rows, key: np.concatenate([r[key] for r in rows])  # noqa: E731
-    err, base, jack, ext = np.abs(cat(split, "err")), cat(split, "base"), cat(split, "jack"), cat(split, "ext")
+    sizes = lambda fit_set: np.concatenate([np.full(len(r["err"]), run["size"]) for run in runs if run["fit_set"] == fit_set for r in run["rows"].values()])  # noqa: E731
+    err, base, jack, ext, size = np.abs(cat(split, "err")), cat(split, "base"), cat(split, "jack"), cat(split, "ext"), sizes("mpl_split")
     inside, past = ext == 0, ext > 0
     options = []
-    for factor in JACKKNIFE_FACTORS:
+    for factor in jackknife_factors:
         var = base + factor * jack
-        misspec = _covering(err[inside], var[inside], np.ones(inside.sum()), 0.1)
-        extrap = _covering(err[past], var[past] + misspec**2, ext[past], 1.0)
+        misspec = _covering(err[inside], var[inside], np.ones(inside.sum()), 0.1, size[inside], rule)
+        extrap = _covering(err[past], var[past] + misspec**2, ext[past], 1.0, size[past], rule)
         options.append((np.median(var + misspec**2 + extrap**2 * ext), factor, misspec, extrap))
     _, jackknife, misspec, extrap = min(options)
-    err, dist2, ext = np.abs(cat(one, "err")), cat(one, "dist2"), cat(one, "ext_single")
+    err, dist2, ext, size = np.abs(cat(one, "err")), cat(one, "dist2"), cat(one, "ext_single"), sizes("one_curve")
     var = cat(one, "base") + jackknife * cat(one, "jack") + misspec**2
     inside, past = ext == 0, ext > 0
-    distance = _covering(err[inside], var[inside], dist2[inside], 10.0)
-    extrap_single = _covering(err[past], var[past] + distance**2 * dist2[past], ext[past], 1.0)
+    distance = _covering(err[inside], var[inside], dist2[inside], 10.0, size[inside], rule)
+    extrap_single = _covering(err[past], var[past] + distance**2 * dist2[past], ext[past], 1.0, size[past], rule)
     pair_err = []
     for run in runs:
         if run["fit_set"] != "mpl_split":
@@ -146,6 +156,26 @@ def calibrate(runs: list[dict]) -> dict:
                     pair_err.append((np.log(a["final_pred"]) - np.log(b["final_pred"])) - (np.log(a["final_obs"]) - np.log(b["final_obs"])))
     diff = float(np.sqrt(np.mean(np.square(pair_err)))) if pair_err else 0.0
     return {"misspec": misspec, "jackknife": jackknife, "extrap": extrap, "distance": distance, "extrap_single": extrap_single, "diff": diff}
+
+
+def log_linear(xs: list[float], values: list[float], at: float) -> float:
+    """The power law in x through (xs, values) at `at` (ln value linear in ln x: interpolates between two sizes,
+    extrapolates past them); 0 where a value is 0 (a term that does not apply to the law)."""
+    if min(values) <= 0:
+        return 0.0
+    return float(np.exp(np.polyval(np.polyfit(np.log(xs), np.log(values), 1), np.log(at))))
+
+
+def size_trend(runs: list[dict], size: str) -> dict:
+    """Rule "size-trend": each term measured on every other model size alone (at the jackknife factor chosen on them
+    all), then log-linear in the model size at `size` (needs the model size at prediction time, which a fit does not
+    have; DIFF pooled)."""
+    others = sorted({run["size"] for run in runs} - {size}, key=float)
+    terms = calibrate([run for run in runs if run["size"] != size])
+    own = [calibrate([run for run in runs if run["size"] == s], jackknife_factors=(terms["jackknife"],)) for s in others]
+    for term in ("misspec", "extrap", "distance", "extrap_single"):
+        terms[term] = log_linear([float(s) for s in others], [o[term] for o in own], float(size))
+    return terms
 
 
 def scores(run: dict, terms: dict) -> dict:
@@ -175,9 +205,14 @@ def main() -> None:
     p.add_argument("--sizes", default="25,100,400")
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated keys of SETTINGS")
     p.add_argument("--calibrate", action="store_true", help="print the fixed band terms measured on all sizes")
+    p.add_argument("--rule", choices=("pooled", "each", "size-trend"), default="pooled",
+                   help="each term covers 90%% of the calibration sizes' points pooled (calibration.py), or of each "
+                        "size's, or follows a power law in the model size through the other sizes' own values")
     p.add_argument("--out", default="scaling_eval.json")
     args = p.parse_args()
     sizes = args.sizes.split(",")
+    if args.rule == "size-trend" and len(sizes) < 3:
+        p.error("--rule size-trend needs three --sizes (a held-out size and two to draw the trend through)")
     data = {size: load_size(Path(args.data) / "mpl_luo2025" / f"csv_{size}") for size in sizes}
     results, summary, fixed = {}, {}, {}
     print(f"{'size':>4s} {'setting':18s} {'fit set':10s} {'PredE%':>7s} {'WorstE%':>8s} {'cov90':>6s} {'half%':>6s} {'half/err':>8s} {'p90/med':>7s} {'half/p90':>8s} {'tau':>5s} {'fit s':>6s}")
@@ -185,10 +220,15 @@ def main() -> None:
         law, options = SETTINGS[key]
         runs = [{"size": size, "fit_set": fs, **held_out_terms(data[size], law, options, names, args.n_boot)}
                 for size in sizes for fs, names in FIT_SETS.items()]
-        fixed[key] = calibrate(runs)
+        fixed[key] = calibrate(runs, "pooled" if args.rule == "size-trend" else args.rule)
         for run in runs:
             # out of sample: the fixed terms for this size come from the other sizes only
-            terms = calibrate([r for r in runs if r["size"] != run["size"]]) if len(sizes) > 1 else fixed[key]
+            if len(sizes) == 1:
+                terms = fixed[key]
+            elif args.rule == "size-trend":
+                terms = size_trend(runs, run["size"])
+            else:
+                terms = calibrate([r for r in runs if r["size"] != run["size"]], args.rule)
             s = scores(run, terms)
             results[f"{run['size']}M {key} {run['fit_set']}"] = {**s, "terms": terms}
             print(f"{run['size']:>4s} {key:18s} {run['fit_set']:10s} {100 * s['pred_e']:7.3f} {100 * s['worst_e']:8.3f} {s['coverage']:6.2f} "
