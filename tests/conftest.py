@@ -21,6 +21,17 @@ os.environ.setdefault("LLMKIT_CACHE", tempfile.mkdtemp(prefix="llmkit-test-cache
 REPO = Path(__file__).resolve().parent.parent
 
 
+def load_script(relative: str):
+    """A script of the repository (scripts/...py) imported as a module, for tests of its functions."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def tiny_model_path() -> str:
     """The smallest tiny preset (hidden 64, 2 layers), built once per session."""

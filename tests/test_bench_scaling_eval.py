@@ -1,22 +1,17 @@
 """scripts/bench/scaling_eval.py's calibration rules on hand-made held-out errors: a term covering 90% of the pooled
 points against 90% of each model size's points, and the power law in model size of rule size-trend."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import norm
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("scaling_eval", ROOT / "scripts" / "bench" / "scaling_eval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/bench/scaling_eval.py")
 
 
 def run(size, fit_set, err):

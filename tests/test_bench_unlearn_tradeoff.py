@@ -1,21 +1,16 @@
 """scripts/bench/unlearn_tradeoff.py's summary on hand-made checkpoints: best FQ at MU >= 0.70 (collapsed ones never
 count), the median across seeds, the table, the last JSON line and the plot; and its run discovery on real files."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("unlearn_tradeoff", ROOT / "scripts" / "bench" / "unlearn_tradeoff.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scripts/bench/unlearn_tradeoff.py")
 
 
 def pt(epoch, fq, mu, collapsed=False):

@@ -1,12 +1,12 @@
 """muse-mini: MUSE's schema, sizes, determinism, and QA/VerbMem actually drawn from the right documents."""
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import faker
 import pytest
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "llmkit" / "assets" / "muse_mini"
@@ -20,11 +20,8 @@ SCHEMA = {  # config: {split: (columns, rows)}, as on the hub's muse-bench/MUSE-
 QUESTION_WORDS = {"What", "Who", "How", "When", "Which", "In", "To"}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_muse_mini", ROOT / "scripts" / "make_muse_mini.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def muse_mini_script():
+    return load_script("scripts/make_muse_mini.py")
 
 
 def rows(corpus, config, split):
@@ -90,7 +87,7 @@ def test_hub_loader_reads_the_schema():
 
 
 def test_generator_is_deterministic_and_seed_dependent():
-    script = load_script()
+    script = muse_mini_script()
     assert script.build(0) == script.build(0)
     assert script.build(1)["news"]["raw"]["forget"] != script.build(0)["news"]["raw"]["forget"]
 
@@ -99,7 +96,7 @@ def test_committed_files_are_what_the_script_writes(tmp_path):
     manifest = json.loads((ASSETS / "MANIFEST.json").read_text())
     if manifest["faker"] != faker.VERSION:
         pytest.skip(f"assets were generated with faker {manifest['faker']}, this is {faker.VERSION}")
-    load_script().write(tmp_path, seed=manifest["seed"])
+    muse_mini_script().write(tmp_path, seed=manifest["seed"])
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(ASSETS) for p in ASSETS.rglob("*") if p.is_file())
     assert all((tmp_path / p).read_bytes() == (ASSETS / p).read_bytes() for p in written)

@@ -1,7 +1,6 @@
 """tofu-mini: every TOFU config loads through `datasets` with TOFU's columns, sizes, nesting and definitions."""
 
 import difflib
-import importlib.util
 import re
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 
 datasets = pytest.importorskip("datasets")
 from datasets import List, Value  # noqa: E402
+from conftest import load_script  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "llmkit" / "assets" / "tofu_mini"
@@ -33,11 +33,8 @@ EXPECTED = {
 PCTS = ["01", "05", "10"]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_tofu_mini", ROOT / "scripts" / "make_tofu_mini.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tofu_mini_script():
+    return load_script("scripts/make_tofu_mini.py")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +47,7 @@ def ds(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def names():
-    _, full_names, holdout_names = _load_script().build_configs()
+    _, full_names, holdout_names = tofu_mini_script().build_configs()
     return full_names, holdout_names
 
 
@@ -177,7 +174,7 @@ def test_holdout_authors_are_never_in_full_and_nested(ds, names):
 
 
 def test_generator_is_deterministic_and_matches_committed_files(tmp_path):
-    script = _load_script()
+    script = tofu_mini_script()
     script.main(["--out", str(tmp_path / "a")])
     script.main(["--out", str(tmp_path / "b")])
     for path in sorted(ASSETS.glob("*.jsonl")):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import answer_prob
+from conftest import answer_prob, load_script
 
 from llmkit.data import QADataArgs, load_split
 from llmkit.errors import LlmkitError
@@ -237,14 +237,10 @@ def test_muse_text_is_windowed_with_every_token_a_label(tiny_tokenizer):
 
 
 def test_shipped_recipes_validate_and_match_their_generator(tmp_path):
-    import importlib.util
-
     from llmkit.train import prepare
 
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("make_unlearn_recipes", root / "scripts" / "make_unlearn_recipes.py")
-    generator = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(generator)
+    generator = load_script("scripts/make_unlearn_recipes.py")
     generated = generator.recipes()
     shipped = {p.name: p.read_text(encoding="utf-8") for p in (root / "recipes" / "unlearn").glob("*.yaml")}
     assert shipped == generated
