@@ -423,7 +423,7 @@ def test_mine_calls_the_teacher_once_per_task(tmp_path):
     assert len(calls) == 2 and sum(calls) == sum(s["candidates"] for s in stats.values()) + 80  # one positive each
 
 
-@pytest.mark.slow  # two spawned processes import torch and sentence-transformers: ~35 s on a loaded 2-core machine
+@pytest.mark.slow  # two spawned processes import torch and sentence-transformers: 20-35 s on a loaded 2-core machine
 def test_cross_encoder_runs_on_the_teacher_devices_as_one_process(tmp_path, reranker_path, monkeypatch):
     """`llmkit mine --num_processes 2`: the cross-encoder scores in a two-process pool on the teacher's devices
     (sentence-transformers' CrossEncoder pool), and the rows are those of one process."""

@@ -36,8 +36,8 @@ MINING_MARKER = "mining.json"  # written last into every mined_dir: the only fol
 
 # (queries, docs) -> one teacher score per pair
 PairScorer = Callable[[list[str], list[str]], np.ndarray]
-# Pairs per teacher call (whole queries): big batches for a cross-encoder (or one chunk per device of a pool, 10 per
-# device at most), while the pairs' texts, the dense rescorer's two (pairs, D) rows and the scores stay small
+# Pairs per teacher call (whole queries): big batches for a cross-encoder (and ~10 chunks per device of a pool), while
+# one call's pairs and scores stay a few MB
 PAIRS_PER_CALL = 1 << 16
 
 
@@ -216,8 +216,10 @@ def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
     """Cosine of the dense teacher on each (query, doc) pair: the offline stand-in for a reranker."""
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
 
-    def score(queries: list[str], docs: list[str]) -> np.ndarray:
-        return (cache.embed([query_prompt + q for q in queries]) * cache.embed(docs)).sum(axis=1)
+    def score(queries: list[str], docs: list[str], step: int = 4096) -> np.ndarray:
+        # a slice of pairs at a time: two small (step, D) blocks that the allocator reuses, not two (pairs, D) ones
+        return np.concatenate([(cache.embed([query_prompt + q for q in queries[s:s + step]])
+                                * cache.embed(docs[s:s + step])).sum(axis=1) for s in range(0, len(docs), step)])
 
     return score
 
