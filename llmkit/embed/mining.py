@@ -7,8 +7,9 @@ short groups) → a `datasets` dataset on disk with the teacher score of the pos
 
 Stands on sentence-transformers 6: `SentenceTransformer.encode` (batched; one process per device with
 `llmkit mine --num_processes N`) for the dense first stage, searched by an exact chunked matrix product (faiss's
-exact search on CPU when faiss is installed) with bounded memory (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
-reranking. The margin rule is the one of `util.mine_hard_negatives`
+exact search on CPU when faiss is installed) with bounded memory (each text encoded once; the dense rescorer reuses
+those embeddings), `CrossEncoder.predict` for reranking (a task's pairs in calls of many queries; one process per
+device with `--num_processes N`, as the teacher). The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
 the pipeline is written here. BM25 is bm25s's sparse index (top-k per query, queries streamed in chunks).
