@@ -149,3 +149,23 @@ def resolve_model_path(name_or_path: str) -> str:
             build_tiny(staging, preset)
             os.replace(staging, target)
     return str(target)
+
+
+def build_tiny_reranker(out_dir: str | Path, preset: str = "llama-xs", seed: int = 0) -> Path:
+    """A random-init cross-encoder (the tiny tokenizer, a one-label LlamaForSequenceClassification) saved where
+    `sentence_transformers.CrossEncoder(out_dir)` loads it: the offline stand-in for a reranker in tests and
+    scripts/bench/embed_mining.py. Its scores mean nothing, but they are a real CrossEncoder's, computed as one.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = build_tokenizer(bundled_texts())
+    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=512, num_labels=1,
+                         pad_token_id=tokenizer.pad_token_id, **PRESETS[preset])
+    torch.manual_seed(seed)
+    model = LlamaForSequenceClassification(config)
+    with torch.no_grad():
+        model.score.weight.mul_(5.0)  # logits of std ~0.8 rather than ~0.16: sigmoid scores spread over (0, 1)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return Path(out_dir)

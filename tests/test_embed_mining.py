@@ -322,3 +322,134 @@ def test_num_processes_flag_gives_one_teacher_device_each():
     assert argv == ["r.yaml", "--seed", "1"] and devices == (["cuda:0", "cuda:1"] if torch.cuda.is_available() else ["cpu", "cpu"])
     with pytest.raises(LlmkitError, match="--num_processes: x is not a positive whole number"):
         teacher_devices(["r.yaml", "--num_processes", "x"])
+
+
+@pytest.fixture(scope="session")
+def reranker_path(tmp_path_factory) -> str:
+    """A tiny random-init CrossEncoder (seconds to build): a real reranker's code path, offline."""
+    from llmkit.tiny import build_tiny_reranker
+
+    return str(build_tiny_reranker(tmp_path_factory.mktemp("reranker") / "cross-encoder"))
+
+
+def _embed_mini(task: str, queries: int) -> tuple[list[dict], list[dict]]:
+    """The first `queries` rows of one task of the bundled embed_mini set, and that task's corpus."""
+    from pathlib import Path
+
+    asset = Path(__file__).resolve().parents[1] / "llmkit" / "assets" / "embed_mini"
+    rows = [json.loads(line) for line in (asset / "train.jsonl").read_text().splitlines()]
+    corpus = [json.loads(line) for line in (asset / "corpus.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["task"] == task][:queries], [r for r in corpus if r["task"] == task]
+
+
+def test_cross_encoder_scores_are_the_soft_labels_and_the_margin_uses_them(tmp_path, reranker_path):
+    """`reranker: <CrossEncoder path>`: every stored score is CrossEncoder(path).predict of its (query, text) pair, and
+    the negatives are the K highest-scoring documents below the positive's score minus the margin. first_stage_top
+    exceeds the corpus, so every document of the task is a candidate and the expected rows follow from the scores."""
+    from sentence_transformers import CrossEncoder
+
+    rows, corpus = _embed_mini("paraphrase", 24)
+    data, corp = _write(tmp_path, rows, corpus)
+    margin, k = 0.005, 3
+    args = MiningArgs(mining_data=data, mining_corpus=corp, reranker=reranker_path, first_stage_top=1000,
+                      num_negatives=k, relative_margin=None, absolute_margin=margin)
+    ds = mine(args, tmp_path / "mined", encoder=WordEncoder())
+    mined = {row["query"]: row for row in ds}
+
+    model = CrossEncoder(reranker_path, device="cpu")  # independent of llmkit's scorer
+    texts = list(dict.fromkeys([r["text"] for r in corpus] + [p for r in rows for p in r["positives"]]))
+    kept = dropped = 0
+    for row in rows:
+        scores = dict(zip(texts, model.predict([(row["query"], t) for t in texts]).tolist()))
+        positive = row["positives"][0]
+        below = sorted((t for t in texts if t != positive and scores[t] < scores[positive] - margin),
+                       key=lambda t: -scores[t])
+        dropped += len(texts) - 1 - len(below)
+        if len(below) < k:  # no random fill is left: every document was a candidate
+            assert row["query"] not in mined
+            continue
+        kept += 1
+        got = mined[row["query"]]
+        assert got["negatives"] == below[:k]
+        assert got["scores"] == pytest.approx([scores[positive], *(scores[t] for t in below[:k])], abs=1e-6)
+    assert kept >= 5 and dropped > 0  # the margin had work to do, and rows were still mined
+    stats = json.loads((tmp_path / "mined" / "mining.json").read_text())["stats"]["paraphrase"]
+    assert stats["rows"] == kept and stats["dropped_margin"] == dropped
+
+
+def _overlap_scorer(calls: list[int]):
+    """A deterministic teacher: word overlap with the query, plus a per-pair jitter; records each call's size."""
+    import zlib
+
+    def score(queries, docs):
+        calls.append(len(docs))
+        return np.array([len(set(q.lower().split()) & set(d.lower().split())) / (1 + len(q.split()))
+                         + (zlib.crc32((q + "\x00" + d).encode()) % 1000) / 1e5 for q, d in zip(queries, docs)],
+                        dtype=np.float32)
+
+    return score
+
+
+@pytest.mark.parametrize("first_stage_top", [40, 2])  # 2: short groups, filled from random documents
+def test_teacher_scores_a_task_in_one_call_as_query_by_query(first_stage_top):
+    """The teacher sees every (query, positive) and (query, candidate) pair of a task in one call (a GPU batch, or a
+    multi-process pool's work), and the rows are those of scoring query by query: same negatives, scores, order."""
+    from llmkit.embed.mining import mine_task
+
+    rows, corpus = _embed_mini("people_qa", 60)
+    args = MiningArgs(num_negatives=4, first_stage_top=first_stage_top, relative_margin=0.1)
+    groups = len({r["query"] for r in rows})
+    mined = {}
+    for pairs_per_call in (1, 1 << 16):  # 1: a call per query, as the teacher was called before
+        calls: list[int] = []
+        out, stats = mine_task("people_qa", rows, [r["text"] for r in corpus], WordEncoder(), _overlap_scorer(calls),
+                               args, np.random.default_rng(0), pairs_per_call=pairs_per_call)
+        fill_calls = len(calls) - (groups if pairs_per_call == 1 else 1)
+        mined[pairs_per_call] = out, {k: v for k, v in stats.items() if not k.startswith("seconds")}, fill_calls
+    assert mined[1] == mined[1 << 16]
+    out, stats, fill_calls = mined[1]
+    assert len(out) >= 30 and (fill_calls > 0) == (first_stage_top == 2) == (stats.get("filled_from_random", 0) > 0)
+
+
+def test_mine_calls_the_teacher_once_per_task(tmp_path):
+    rows, corpus = _embed_mini("people_qa", 80)
+    second = [{**r, "task": "people_qa_b"} for r in rows[40:]]  # a second task: the same data under another name
+    data, corp = _write(tmp_path, rows[:40] + second, corpus + [{**r, "task": "people_qa_b"} for r in corpus])
+    calls: list[int] = []
+    mine(MiningArgs(mining_data=data, mining_corpus=corp, num_negatives=3, first_stage_top=40, relative_margin=0.1),
+         tmp_path / "mined", encoder=WordEncoder(), scorer=_overlap_scorer(calls))
+    stats = json.loads((tmp_path / "mined" / "mining.json").read_text())["stats"]
+    assert all(s.get("filled_from_random", 0) == 0 for s in stats.values())  # no random fill: no per-query call
+    assert len(calls) == 2 and sum(calls) == sum(s["candidates"] for s in stats.values()) + 80  # one positive each
+
+
+@pytest.mark.slow  # two spawned processes import torch and sentence-transformers: 20-35 s on a loaded 2-core machine
+def test_cross_encoder_runs_on_the_teacher_devices_as_one_process(tmp_path, reranker_path, monkeypatch):
+    """`llmkit mine --num_processes 2`: the cross-encoder scores in a two-process pool on the teacher's devices
+    (sentence-transformers' CrossEncoder pool), and the rows are those of one process."""
+    from sentence_transformers import CrossEncoder
+
+    class PoolTeacher(WordEncoder):  # the bag-of-words teacher computes in the main process whatever pool it is given
+        def start_multi_process_pool(self, devices):
+            return {"devices": devices}
+
+        def stop_multi_process_pool(self, pool):
+            pass
+
+        def encode(self, texts, pool=None, **kwargs):
+            return super().encode(texts, **kwargs)
+
+    started = []
+    start = CrossEncoder.start_multi_process_pool
+    monkeypatch.setattr(CrossEncoder, "start_multi_process_pool",
+                        lambda self, devices=None: started.append(devices) or start(self, devices))
+    rows, corpus = _embed_mini("paraphrase", 16)
+    data, corp = _write(tmp_path, rows, corpus)
+    args = MiningArgs(mining_data=data, mining_corpus=corp, reranker=reranker_path, first_stage_top=20, num_negatives=3,
+                      relative_margin=None, absolute_margin=0.005)
+    one = mine(args, tmp_path / "one", encoder=PoolTeacher())
+    assert started == []
+    two = mine(args, tmp_path / "two", encoder=PoolTeacher(), devices=["cpu", "cpu"])
+    assert started == [["cpu", "cpu"]]
+    assert len(one) >= 5 and one["negatives"] == two["negatives"] and one["query"] == two["query"]
+    assert np.abs(np.array(one["scores"]) - np.array(two["scores"])).max() < 1e-6

@@ -2,8 +2,8 @@
 
 Takes the same recipe (and overrides) as `llmkit train`, runs on one process, and writes the recipe's
 `mined_dir`: the mined dataset, then the prompted training datasets (llmkit.embed.prepared); training then only
-loads them. Rerunning with unchanged settings and input files reuses the cache. `--num_processes N` encodes
-with one teacher process per GPU. No training arguments are built:
+loads them. Rerunning with unchanged settings and input files reuses the cache. `--num_processes N` runs the
+dense teacher and a cross-encoder reranker with one process each per GPU. No training arguments are built:
 they check the hardware (bf16 needs a GPU), and mining a GPU recipe on a CPU node must work.
 """
 
@@ -15,7 +15,8 @@ from llmkit.errors import LlmkitError
 
 
 def teacher_devices(argv: list[str]) -> tuple[list[str], list[str] | None]:
-    """Take `--num_processes N` out of argv: N teacher processes, one per GPU (cuda:0..N-1), or N CPU processes."""
+    """Take `--num_processes N` out of argv: N processes per teacher (the dense teacher, and a cross-encoder
+    reranker), one per GPU (cuda:0..N-1), or N CPU processes."""
     if "--num_processes" not in argv:
         return argv, None
     at = argv.index("--num_processes")

@@ -7,8 +7,9 @@ short groups) → a `datasets` dataset on disk with the teacher score of the pos
 
 Stands on sentence-transformers 6: `SentenceTransformer.encode` (batched; one process per device with
 `llmkit mine --num_processes N`) for the dense first stage, searched by an exact chunked matrix product (faiss's
-exact search on CPU when faiss is installed) with bounded memory (each text encoded once; the dense rescorer reuses those embeddings), `CrossEncoder.predict` for
-reranking. The margin rule is the one of `util.mine_hard_negatives`
+exact search on CPU when faiss is installed) with bounded memory (each text encoded once; the dense rescorer reuses
+those embeddings), `CrossEncoder.predict` for reranking (a task's pairs in calls of many queries; one process per
+device with `--num_processes N`, as the teacher). The margin rule is the one of `util.mine_hard_negatives`
 (`relative_margin` = 1 − β, `absolute_margin` = m, anchored on the lowest-scoring positive), but that
 function takes dense candidates only, has no BM25 stage, no doc–doc filter and keeps no per-task corpus, so
 the pipeline is written here. BM25 is bm25s's sparse index (top-k per query, queries streamed in chunks).
@@ -22,9 +23,10 @@ import importlib.util
 import json
 import time
 from collections import defaultdict
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -35,6 +37,9 @@ MINING_MARKER = "mining.json"  # written last into every mined_dir: the only fol
 
 # (queries, docs) -> one teacher score per pair
 PairScorer = Callable[[list[str], list[str]], np.ndarray]
+# Pairs per teacher call (whole queries): big batches for a cross-encoder (and ~10 chunks per device of a pool), while
+# one call's pairs and scores stay a few MB
+PAIRS_PER_CALL = 1 << 16
 
 
 @dataclass
@@ -212,18 +217,29 @@ def dense_pair_scorer(encoder, query_prompt: str = "") -> PairScorer:
     """Cosine of the dense teacher on each (query, doc) pair: the offline stand-in for a reranker."""
     cache = encoder if isinstance(encoder, EmbeddingCache) else EmbeddingCache(encoder)
 
-    def score(queries: list[str], docs: list[str]) -> np.ndarray:
-        return (cache.embed([query_prompt + q for q in queries]) * cache.embed(docs)).sum(axis=1)
+    def score(queries: list[str], docs: list[str], step: int = 4096) -> np.ndarray:
+        # a slice of pairs at a time: two small (step, D) blocks that the allocator reuses, not two (pairs, D) ones
+        return np.concatenate([(cache.embed([query_prompt + q for q in queries[s:s + step]])
+                                * cache.embed(docs[s:s + step])).sum(axis=1) for s in range(0, len(docs), step)])
 
     return score
 
 
-def cross_encoder_scorer(path: str) -> PairScorer:
-    """A sentence-transformers CrossEncoder's raw scores on each (query, doc) pair."""
+@contextmanager
+def cross_encoder_scorer(path: str, devices: list[str] | None = None) -> Iterator[PairScorer]:
+    """A sentence-transformers CrossEncoder's scores on each (query, doc) pair (`predict`: its own activation, a
+    sigmoid for one label). With several `devices`, one process per device scores each call's pairs in parallel
+    chunks (sentence-transformers' multi-process pool, stopped on exit)."""
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(path, device="cpu" if not _has_cuda() else None)
-    return lambda queries, docs: np.asarray(model.predict(list(zip(queries, docs)), show_progress_bar=False))
+    pool = model.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
+    try:
+        yield lambda queries, docs: np.asarray(model.predict(list(zip(queries, docs)), pool=pool,
+                                                             show_progress_bar=False))
+    finally:
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
 
 
 def _has_cuda() -> bool:
@@ -246,10 +262,12 @@ def group_by_query(rows: list[dict]) -> list[dict]:
 
 
 def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: PairScorer, args: MiningArgs,
-              rng: np.random.Generator) -> tuple[list[dict], dict]:
+              rng: np.random.Generator, pairs_per_call: int = PAIRS_PER_CALL) -> tuple[list[dict], dict]:
     """Mine one task; returns the output rows and counters (candidates, filter drops, short groups, seconds per stage).
 
-    `encoder`: a sentence-transformers model, or the EmbeddingCache the dense scorer shares.
+    `encoder`: a sentence-transformers model, or the EmbeddingCache the dense scorer shares. The teacher scores the
+    positives and first-stage candidates of many queries per call (whole queries, about `pairs_per_call` pairs):
+    a cross-encoder on a GPU, or a pool of them, gets large batches rather than one query's few dozen pairs.
     """
     from tqdm import tqdm
 
@@ -269,65 +287,91 @@ def mine_task(task: str, rows: list[dict], corpus: list[str], encoder, scorer: P
     doc_index = {text: i for i, text in enumerate(corpus)}
 
     out, counts = [], defaultdict(int)
-    for qi, row in enumerate(tqdm(rows, desc=f"mine {task}", disable=len(rows) < 200)):
-        positives = list(dict.fromkeys(row["positives"]))
-        pos_ids = {doc_index[p] for p in positives}  # every positive is in its task's corpus
-        candidates = [i for i in dict.fromkeys(dense_hits[qi].tolist() + bm25_hits[qi].tolist()) if i not in pos_ids]
-        pos_scores = scorer([row["query"]] * len(positives), positives)
-        if args.relative_margin is not None and pos_scores.min() < 0:
-            counts["dropped_negative_positive_score"] += 1  # the relative margin is undefined there
-            continue
-        pos_emb = corpus_emb[sorted(pos_ids)]
-        chosen, chosen_scores = _select(row["query"], candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts)
-        if len(chosen) < args.num_negatives:
-            seen = pos_ids | set(candidates)
-            pool = [i for i in rng.permutation(len(corpus)).tolist() if i not in seen]
-            more, more_scores = _select(row["query"], pool, corpus, corpus_emb, pos_scores, pos_emb, scorer, args,
-                                        counts, need=args.num_negatives - len(chosen), sort=False)
-            chosen, chosen_scores = chosen + more, chosen_scores + more_scores
-            counts["filled_from_random"] += 1
-        counts["candidates"] += len(candidates)
-        if len(chosen) < args.num_negatives:
-            counts["dropped_short_rows"] += 1
-            continue
-        order = np.argsort(-np.asarray(chosen_scores), kind="stable")  # hardest first, random fills included
-        chosen, chosen_scores = [chosen[i] for i in order], [chosen_scores[i] for i in order]
-        negatives = [corpus[i] for i in chosen]
-        for pos, pos_score in zip(positives, pos_scores.tolist()):
-            out.append({"task": task, "query": row["query"], "positive": pos, "negatives": negatives,
-                        "scores": [float(pos_score), *map(float, chosen_scores)]})
+    progress = tqdm(total=len(rows), desc=f"mine {task}", disable=len(rows) < 200)
+    for block in _query_blocks(rows, dense_hits, bm25_hits, doc_index, pairs_per_call):
+        # one teacher call for the block: each query's positives, then its candidates
+        pairs = [(row["query"], corpus[i]) for row, pos_ids, candidates in block for i in (*pos_ids, *candidates)]
+        scores = scorer([q for q, _ in pairs], [d for _, d in pairs])
+        at = 0
+        for row, pos_ids, candidates in block:
+            pos_scores = scores[at:at + len(pos_ids)]
+            cand_scores = scores[at + len(pos_ids):at + len(pos_ids) + len(candidates)]
+            at += len(pos_ids) + len(candidates)
+            progress.update()
+            if args.relative_margin is not None and pos_scores.min() < 0:
+                counts["dropped_negative_positive_score"] += 1  # the relative margin is undefined there
+                continue
+            pos_emb = corpus_emb[sorted(pos_ids)]
+            kept = _passing(candidates, cand_scores, corpus_emb, pos_scores, pos_emb, args, counts)
+            kept.sort(key=lambda x: -x[0])  # "top" sampling: the hardest negatives that pass
+            chosen = kept[:args.num_negatives]
+            if len(chosen) < args.num_negatives:
+                seen = set(pos_ids) | set(candidates)
+                pool = [i for i in rng.permutation(len(corpus)).tolist() if i not in seen]
+                chosen += _random_fill(row["query"], pool, corpus, corpus_emb, pos_scores, pos_emb, scorer, args,
+                                       counts, need=args.num_negatives - len(chosen))
+                counts["filled_from_random"] += 1
+            counts["candidates"] += len(candidates)
+            if len(chosen) < args.num_negatives:
+                counts["dropped_short_rows"] += 1
+                continue
+            order = np.argsort(-np.asarray([s for s, _ in chosen]), kind="stable")  # hardest first, fills included
+            negatives = [corpus[chosen[i][1]] for i in order]
+            chosen_scores = [float(chosen[i][0]) for i in order]
+            for pos_id, pos_score in zip(pos_ids, pos_scores.tolist()):
+                out.append({"task": task, "query": row["query"], "positive": corpus[pos_id], "negatives": negatives,
+                            "scores": [float(pos_score), *chosen_scores]})
+    progress.close()
     counts["corpus"] = len(corpus)
     seconds["seconds_rescore_filter"] = time.perf_counter() - clock  # teacher rescoring, margin/duplicate filters, top-K
     return out, {**counts, **{k: round(v, 3) for k, v in seconds.items()}}
 
 
-def _select(query, candidates, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts, need=None, sort=True):
-    """Score candidates with the teacher, apply the filters, and return up to `need` (index, score) lists."""
-    need = args.num_negatives if need is None else need
-    chosen, scores = [], []
-    step = len(candidates) if sort else max(4 * need, 16)  # random fill scores small chunks until it has enough
-    for start in range(0, len(candidates), max(step, 1)):
-        block = candidates[start:start + step]
+def _query_blocks(rows, dense_hits, bm25_hits, doc_index, pairs_per_call):
+    """Consecutive blocks of (row, positive ids, candidate ids), each block's pairs reaching `pairs_per_call` only
+    with its last query: the teacher's batches stay large, and memory holds one block's pairs and scores."""
+    block, pairs = [], 0
+    for qi, row in enumerate(rows):
+        pos_ids = [doc_index[p] for p in dict.fromkeys(row["positives"])]  # every positive is in its task's corpus
+        known = set(pos_ids)
+        candidates = [i for i in dict.fromkeys(dense_hits[qi].tolist() + bm25_hits[qi].tolist()) if i not in known]
+        block.append((row, pos_ids, candidates))
+        pairs += len(pos_ids) + len(candidates)
+        if pairs >= pairs_per_call:
+            yield block
+            block, pairs = [], 0
+    if block:
+        yield block
+
+
+def _passing(block, t, corpus_emb, pos_scores, pos_emb, args, counts) -> list[tuple[float, int]]:
+    """(score, index) of the documents in `block` (teacher scores `t`) that pass the margin, duplicate and
+    min-score filters, in block order; counts each filter's drops."""
+    keep = margin_keep(t, pos_scores, relative_margin=args.relative_margin, absolute_margin=args.absolute_margin)
+    counts["dropped_margin"] += int((~keep).sum())
+    if args.duplicate_threshold is not None:
+        dup = near_duplicates(corpus_emb[block], pos_emb, args.duplicate_threshold) & keep
+        counts["dropped_duplicate"] += int(dup.sum())
+        keep &= ~dup
+    if args.min_score is not None:
+        easy = (t < args.min_score) & keep
+        counts["dropped_min_score"] += int(easy.sum())
+        keep &= ~easy
+    return [(float(s), i) for s, i, k in zip(t, block, keep) if k]
+
+
+def _random_fill(query, pool, corpus, corpus_emb, pos_scores, pos_emb, scorer, args, counts, need):
+    """Up to `need` (score, index) of random documents that pass the filters, in `pool` order. The teacher scores
+    small chunks of `pool` for this one query until it has enough (short groups are rare)."""
+    chosen = []
+    step = max(4 * need, 16)
+    for start in range(0, len(pool), step):
+        block = pool[start:start + step]
         t = scorer([query] * len(block), [corpus[i] for i in block])
-        keep = margin_keep(t, pos_scores, relative_margin=args.relative_margin, absolute_margin=args.absolute_margin)
-        counts["dropped_margin"] += int((~keep).sum())
-        if args.duplicate_threshold is not None:
-            dup = near_duplicates(corpus_emb[block], pos_emb, args.duplicate_threshold) & keep
-            counts["dropped_duplicate"] += int(dup.sum())
-            keep &= ~dup
-        if args.min_score is not None:
-            easy = (t < args.min_score) & keep
-            counts["dropped_min_score"] += int(easy.sum())
-            keep &= ~easy
-        kept = [(float(s), i) for s, i, k in zip(t, block, keep) if k]
-        if sort:
-            kept.sort(key=lambda x: -x[0])  # "top" sampling: the hardest negatives that pass
-        for s, i in kept[: need - len(chosen)]:
-            chosen.append(i)
-            scores.append(s)
+        chosen += _passing(block, t, corpus_emb, pos_scores, pos_emb, args, counts)[:need - len(chosen)]
         if len(chosen) >= need:
             break
-    return chosen, scores
+    return chosen
 
 
 def _fingerprint(args: MiningArgs) -> str:
@@ -373,7 +417,8 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
          devices: list[str] | None = None):
     """Mine once into `out_dir` (dataset + mining.json + summary.txt); reuse it when inputs and args are unchanged.
 
-    `devices`: several devices encode with one teacher process each (sentence-transformers' multi-process pool).
+    `devices`: several devices encode with one teacher process each, and a cross-encoder reranker scores with one
+    process each (sentence-transformers' multi-process pools).
     """
     from datasets import Dataset, load_from_disk
 
@@ -394,25 +439,24 @@ def mine(args: MiningArgs, out_dir: str | Path, encoder=None, scorer: PairScorer
         if not args.teacher_model:
             raise LlmkitError("teacher_model: missing (a sentence-transformers model path)")
         encoder = SentenceTransformer(teacher_path(args.teacher_model), device="cuda" if _has_cuda() else "cpu")
-    pool = encoder.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
-    encoder = EmbeddingCache(encoder, pool)
-    if scorer is None:
-        scorer = dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense" else cross_encoder_scorer(args.reranker)
-
     by_task: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_task[row["task"]].append(row)
     rng = np.random.default_rng(args.seed)
     mined, stats = [], {}
-    try:
+    with ExitStack() as pools:  # every pool started here is stopped on the way out, mined or not
+        pool = encoder.start_multi_process_pool(devices) if devices and len(devices) > 1 else None
+        if pool is not None:
+            pools.callback(encoder.stop_multi_process_pool, pool)
+        encoder = EmbeddingCache(encoder, pool)
+        if scorer is None:  # a cross-encoder scores on the same devices as the teacher, one process each
+            scorer = (dense_pair_scorer(encoder, args.query_prompt) if args.reranker == "dense"
+                      else pools.enter_context(cross_encoder_scorer(args.reranker, devices)))
         for task, task_rows in sorted(by_task.items()):
             corpus = [r["text"] for r in corpus_rows if r["task"] == task]
             task_out, stats[task] = mine_task(task, task_rows, corpus, encoder, scorer, args, rng)
             stats[task].update(queries=len(task_rows), rows=len(task_out))
             mined.extend(task_out)
-    finally:
-        if pool is not None:
-            encoder.encoder.stop_multi_process_pool(pool)
     if not mined:
         raise LlmkitError(f"mining_data: {args.mining_data} gave no row with {args.num_negatives} negatives")
 

@@ -1,8 +1,15 @@
 """Mining throughput: `llmkit.embed.mining.mine` end to end on a synthetic 10k-document corpus and 1k queries, with the
-offline MiniLM teacher as dense retriever and (reranker: dense) rescorer. Not a test: prints a table and writes JSON.
+offline MiniLM teacher as dense retriever and (reranker: dense) rescorer, or a cross-encoder rescorer. Not a test:
+prints a table and writes JSON.
 
     PYTHONPATH=. OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/bench/embed_mining.py [--docs 10000] [--queries 1000]
-        [--first_stage_top 100] [--num_negatives 7] [--out bench_embed_mining.json]
+        [--first_stage_top 100] [--num_negatives 7] [--reranker dense|tiny|PATH] [--out bench_embed_mining.json]
+
+`--reranker tiny` builds llmkit's tiny random-init CrossEncoder (`llmkit.tiny.build_tiny_reranker`, hidden 64) into the
+temporary folder, so the cross-encoder path runs offline; `--reranker PATH` loads a saved CrossEncoder (e.g. one built
+so, to time a checkout that lacks the builder). With a cross-encoder, the margin is absolute (0.005: the tiny model's
+scores lie close together) rather than relative 0.05. CPU seconds are the process' user + system time, plus that of
+child processes it waited for.
 
 The corpus is generated here from a seed and written to a temporary folder (nothing is committed): person profiles
 "{name} works as a {job} in {city}. ..." whose fields overlap across documents, so BM25 and the dense teacher both
@@ -10,8 +17,8 @@ return look-alike candidates and the margin filter has work to do; each query as
 Stages (seconds from mining.json's per-task stats, queries/s = queries / seconds):
   - dense:   MiniLM encodes corpus + queries, exact chunked top-N (`dense_top`);
   - bm25:    bm25s indexes the corpus, top-N per query (queries streamed);
-  - rescore: per query, the teacher scores BM25 ∪ dense candidates (dense reranker: cosines of the embeddings the
-             first stage made), the 0.95 relative margin, top-K (random fill).
+  - rescore: the teacher scores BM25 ∪ dense candidates (dense reranker: cosines of the embeddings the first stage
+             made; cross-encoder: `predict` on the pairs), the margin, top-K (random fill).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -56,12 +64,19 @@ def synthetic_corpus(docs: int, queries: int, seed: int = 0) -> tuple[list[dict]
     return rows, [{"task": "people_qa", "text": t} for t in texts]
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of the children it waited for (pool workers, once stopped)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--first_stage_top", type=int, default=100)
     parser.add_argument("--num_negatives", type=int, default=7)
+    parser.add_argument("--reranker", default="dense", help="dense, tiny (build the tiny CrossEncoder) or a CrossEncoder path")
     parser.add_argument("--out", default="bench_embed_mining.json")
     args = parser.parse_args()
 
@@ -75,17 +90,23 @@ def main() -> None:
         data, corpus_path = Path(tmp) / "train.jsonl", Path(tmp) / "corpus.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         corpus_path.write_text("".join(json.dumps(r) + "\n" for r in corpus), encoding="utf-8")
+        reranker = args.reranker
+        if reranker == "tiny":
+            from llmkit.tiny import build_tiny_reranker
+
+            reranker = str(build_tiny_reranker(Path(tmp) / "reranker"))
+        margin = dict(relative_margin=0.05) if reranker == "dense" else dict(relative_margin=None, absolute_margin=0.005)
         mining_args = MiningArgs(mining_data=str(data), mining_corpus=str(corpus_path),
-                                 teacher_model="sentence-transformers/all-MiniLM-L6-v2", reranker="dense",
-                                 first_stage_top=args.first_stage_top, num_negatives=args.num_negatives,
-                                 relative_margin=0.05)
-        start = time.perf_counter()
+                                 teacher_model="sentence-transformers/all-MiniLM-L6-v2", reranker=reranker,
+                                 first_stage_top=args.first_stage_top, num_negatives=args.num_negatives, **margin)
+        start, cpu_start = time.perf_counter(), cpu_seconds()
         mined = mine(mining_args, Path(tmp) / "mined")
-        total = time.perf_counter() - start  # includes loading the teacher and saving the dataset
+        total, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start  # with loading the teachers and saving
         stats = json.loads((Path(tmp) / "mined" / "mining.json").read_text())["stats"]["people_qa"]
 
     stages = {"dense": stats["seconds_dense"], "bm25": stats["seconds_bm25"], "rescore": stats["seconds_rescore_filter"]}
     stages["mine() total"] = total
+    print(f"reranker {args.reranker}; mine(): {total:.2f} s wall, {cpu:.2f} CPU-s")
     print(f"corpus {stats['corpus']} docs, {args.queries} queries -> {len(mined)} rows; "
           f"candidates/query {stats['candidates'] / args.queries:.1f}, margin drops {stats.get('dropped_margin', 0)}, "
           f"random fills {stats.get('filled_from_random', 0)}")
@@ -94,6 +115,7 @@ def main() -> None:
         print(f"| {stage} | {sec:.2f} | {args.queries / sec:.1f} |")
     write_json(args.out, {"docs": stats["corpus"], "queries": args.queries, "rows": len(mined),
                           "first_stage_top": args.first_stage_top, "num_negatives": args.num_negatives,
+                          "reranker": args.reranker, "cpu_seconds": cpu,
                           "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                           "seconds": stages, "queries_per_s": {k: args.queries / v for k, v in stages.items()},
                           "stats": stats})
