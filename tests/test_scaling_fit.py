@@ -134,6 +134,18 @@ def test_relative_power_is_the_authors_g_over_beta_down_to_its_log_limit(beta):
         np.testing.assert_allclose(beta * h, 1 - (1 + u) ** -beta, rtol=1e-12, atol=5e-16)
 
 
+def _loco_refits_with_runs(monkeypatch, law, data, theta):
+    """`_loco_refits` from `theta`, and the (theta, objective, converged) of every L-BFGS-B run it made."""
+    from llmkit.scaling import fit as fit_module
+
+    runs = []
+    lbfgsb = fit_module._lbfgsb
+    monkeypatch.setattr(fit_module, "_lbfgsb", lambda *a, **k: runs.append(lbfgsb(*a, **k)) or runs[-1])
+    refits = fit_module._loco_refits(law, data, 1e-3, theta)
+    monkeypatch.undo()
+    return refits, runs
+
+
 def test_multi_power_fit_reaches_the_log_limit_and_says_so(monkeypatch):
     """Data from the beta -> 0 limit (LD = Bbeta*sum drop*log1p(C x)): in the authors' parameters no optimum exists (B
     grows, beta shrinks, B*beta fixed), so L-BFGS-B wandered to its iteration limit; with Bbeta free, beta ends on its
@@ -159,14 +171,33 @@ def test_multi_power_fit_reaches_the_log_limit_and_says_so(monkeypatch):
     by_hand = [_loop_mpl(truth, unseen / unseen.max(), t) for t in check]
     np.testing.assert_allclose(predict(got, unseen, check)[0], by_hand, rtol=2e-4)  # the drop binning's own error
     _, data, _ = fit_module._prepare(curves, law, got.options, None)
-    runs = []
-    lbfgsb = fit_module._lbfgsb
-    monkeypatch.setattr(fit_module, "_lbfgsb", lambda *a, **k: runs.append(lbfgsb(*a, **k)) or runs[-1])
-    refits = fit_module._loco_refits(law, data, 1e-3, got.theta)
-    monkeypatch.undo()
+    refits, runs = _loco_refits_with_runs(monkeypatch, law, data, got.theta)
     assert [j for j, _, _ in refits] == [0, 1, 2] and len(runs) == 3 and all(ok for _, _, ok in runs)
     assert refits[1][1][law.params.index("beta")] < 1e-6  # without the constant curve: at the log limit too
     np.testing.assert_allclose(np.exp(refits[1][2]), 1.0, atol=2e-4)  # the held-out constant curve, as predicted above
+
+
+def test_multi_power_reports_the_authors_b_and_reads_fits_stored_with_it():
+    """params.json carries B = Bbeta/beta with its bootstrap interval; a fit written before Bbeta (the authors' B in
+    params, bootstrap and refits) reads back as the same law."""
+    from llmkit.scaling.fit import Fit
+
+    authors = np.array([[2.4, 21.0, 0.43, 0.16, 0.1, 0.6, 0.64], [2.4, 21.0, 0.43, 0.15, 0.1, 0.5, 0.64],
+                        [2.4, 21.0, 0.43, 0.17, 0.1, 0.7, 0.64]])  # the fit, two bootstrap draws
+    fitted_form = np.array([_fitted_form(a) for a in authors])
+    got = Fit("multi_power", {"bin_steps": 128}, fitted_form[0], fitted_form[1:], np.zeros(3), fitted_form[1:2], 1.0, 100,
+              0.0, True, 1.0, 3)
+    doc = json.loads(json.dumps(got.to_json()))
+    assert doc["params"]["Bbeta"] == pytest.approx(0.16 * 0.6) and doc["authors_params"]["B"]["value"] == pytest.approx(0.16)
+    np.testing.assert_allclose(doc["authors_params"]["B"]["interval_90"], np.quantile([0.15, 0.17], [0.05, 0.95]))
+    assert "  B      0.16 [0.151, 0.169] (the authors' form)" in summary(got, [])
+    old = {**doc, "params": {**{k: v for k, v in doc["params"].items() if k != "Bbeta"}, "B": 0.16},
+           "bootstrap": authors[1:].tolist(), "leave_one_curve_out": authors[1:2].tolist()}
+    del old["authors_params"]
+    again = Fit.from_json(old)
+    np.testing.assert_allclose(again.theta, got.theta, rtol=1e-15)
+    np.testing.assert_allclose(again.boot, got.boot, rtol=1e-15)
+    np.testing.assert_allclose(again.loco, got.loco, rtol=1e-15)
 
 
 @pytest.mark.parametrize("name", sorted(LAWS))
@@ -312,11 +343,7 @@ def test_warm_started_leave_one_curve_out_refits_run_once_and_reach_the_cold_opt
         curves.append(Curve(spec, lr, steps, clean * np.exp(np.random.default_rng(seed).normal(0, 0.002, len(steps)))))
     fitted = fit(curves, law, n_boot=0)
     _, data, _ = fit_module._prepare(curves, law_, fitted.options, None)
-    runs = []
-    lbfgsb = fit_module._lbfgsb
-    monkeypatch.setattr(fit_module, "_lbfgsb", lambda *a, **k: runs.append(lbfgsb(*a, **k)) or runs[-1])
-    refits = fit_module._loco_refits(law_, data, 1e-3, fitted.theta)
-    monkeypatch.undo()
+    refits, runs = _loco_refits_with_runs(monkeypatch, law_, data, fitted.theta)
     assert [j for j, _, _ in refits] == [0, 1, 2]
     assert len(runs) == 3 and all(ok for _, _, ok in runs)  # one converged start per refit
     for j, theta, _ in refits:
@@ -361,11 +388,8 @@ def test_multi_power_25m_refit_without_the_constant_curve_converges_at_the_log_l
     curves, law = _mpl_split_25m(), LAWS["multi_power"]
     got = fit(curves, "multi_power", n_boot=0)
     _, data, _ = fit_module._prepare(curves, law, got.options, None)
-    runs = []
-    lbfgsb = fit_module._lbfgsb
-    monkeypatch.setattr(fit_module, "_lbfgsb", lambda *a, **k: runs.append(lbfgsb(*a, **k)) or runs[-1])
-    refits = {j: (theta, resid) for j, theta, resid in fit_module._loco_refits(law, data, 1e-3, got.theta)}
-    monkeypatch.undo()
+    refits, runs = _loco_refits_with_runs(monkeypatch, law, data, got.theta)
+    refits = {j: (theta, resid) for j, theta, resid in refits}
     assert len(runs) == 3 and all(ok for _, _, ok in runs)  # one converged start per refit
     theta, resid = refits[1]
     assert theta[law.params.index("beta")] == 0.0, theta

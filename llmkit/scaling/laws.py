@@ -216,28 +216,36 @@ def _mpl_layout(feats, steps):
     return layout
 
 
+SERIES_BELOW = 1e-2  # z = beta*l under which G/beta and its beta-derivative come from their Taylor series
+
+
 def relative_power(log_base: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """H = (1 - exp(-beta*l)) / beta, dH/dbeta and exp(-beta*l) for l = log1p(u) >= 0: with u = C x, H is the authors'
     G(x) / beta, whose beta -> 0 limit is l itself (G's log limit), so H is defined, and exact, at beta = 0.
 
-    (l*exp(-z) - H) / beta, with z = beta*l, loses ~eps/z of dH/dbeta to cancellation: where z < 1e-3 both come from
-    their Taylor series in z instead (truncation < 1e-14 relative)."""
-    z = log_base * beta
-    pw = np.exp(-z)
-    small = np.abs(z) < 1e-3
-    if small.all():  # beta = 0 among others
-        return (*_relative_power_series(log_base, z), pw)
-    h = -np.expm1(-z) / beta
-    dh_dbeta = (log_base * pw - h) / beta
-    if small.any():
-        h[small], dh_dbeta[small] = _relative_power_series(log_base[small], z[small])
+    With z = beta*l, 1 - exp(-z) and l*exp(-z) - H lose ~eps/z to cancellation: where 0 < z < SERIES_BELOW both come
+    from their Taylor series in z instead (truncation < 1e-15 relative); at l = 0 the closed forms are exactly 0."""
+    pw = np.multiply(log_base, -beta)
+    np.exp(pw, out=pw)
+    if abs(beta) * log_base.max(initial=0.0) < SERIES_BELOW:  # beta = 0 among others
+        return (*_relative_power_series(log_base, log_base * beta), pw)
+    h = np.subtract(1.0, pw)
+    h /= beta
+    dh_dbeta = np.multiply(log_base, pw)
+    dh_dbeta -= h
+    dh_dbeta /= beta
+    small = np.flatnonzero((log_base < SERIES_BELOW / abs(beta)) & (log_base > 0))
+    if len(small):
+        l = log_base.ravel()[small]
+        h.ravel()[small], dh_dbeta.ravel()[small] = _relative_power_series(l, l * beta)
     return h, dh_dbeta, pw
 
 
 def _relative_power_series(log_base, z):
-    """H = l*(1 - z/2 + z^2/6 - ...) and dH/dbeta = l^2*(-1/2 + z/3 - z^2/8 + ...) to O(z^5) and O(z^4)."""
-    return (log_base * (1.0 + z * (-1 / 2 + z * (1 / 6 + z * (-1 / 24 + z / 120)))),
-            log_base**2 * (-1 / 2 + z * (1 / 3 + z * (-1 / 8 + z / 30))))
+    """H = l*(1 - z/2 + z^2/6 - ...) to O(z^7) and dH/dbeta = l^2*(-1/2 + z/3 - z^2/8 + ...) to O(z^6)."""
+    h = log_base * (1 + z * (-1 / 2 + z * (1 / 6 + z * (-1 / 24 + z * (1 / 120 + z * (-1 / 720 + z / 5040))))))
+    dh = log_base**2 * (-1 / 2 + z * (1 / 3 + z * (-1 / 8 + z * (1 / 30 + z * (-1 / 144 + z / 840)))))
+    return h, dh
 
 
 def _mpl_predict(theta, feats, steps):
