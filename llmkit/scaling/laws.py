@@ -251,7 +251,7 @@ def _relative_power_series(log_base, z):
 def _mpl_predict(theta, feats, steps):
     """L = L0 + A*S1^-alpha - Bbeta*sum_k drop_k*H(C*eta_k^-gamma*(S1(t) - S1(k-1))), H(u) = (1 - (u + 1)^-beta)/beta.
 
-    This is the authors' B*G with Bbeta = B*beta (see `authors_form`): their B and beta trade off along a valley
+    This is the authors' B*G with Bbeta = B*beta (see `_mpl_authors_form`): their B and beta trade off along a valley
     (B*beta fixed) whose end, beta -> 0 with B -> infinity, an optimiser cannot reach; here it is beta = 0, a bound."""
     L0, A, alpha, Bbeta, C, beta, gamma = theta
     steps = np.asarray(steps)
