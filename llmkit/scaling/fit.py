@@ -81,6 +81,21 @@ class Fit:
         q = np.quantile(self.boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return {name: [float(q[0, j]), float(q[1, j])] for j, name in enumerate(LAWS[self.law].params)}
 
+    def authors_params(self, level: float = 0.9) -> dict:
+        """The parameters the law's authors report where llmkit fits others (multi_power's B = Bbeta/beta):
+        name -> {"value", "interval_90"}; the interval only where every bootstrap draw has the parameter."""
+        form = LAWS[self.law].authors_form
+        if form is None:
+            return {}
+        draws = [form(b) for b in self.boot]
+        out = {}
+        for name, value in form(self.theta).items():
+            values = [d[name] for d in draws if name in d]
+            ok = len(values) == len(draws) > 0
+            q = np.quantile(values, [(1 - level) / 2, (1 + level) / 2]).tolist() if ok else None
+            out[name] = {"value": value, "interval_90": q}
+        return out
+
     def to_json(self) -> dict:
         """Everything `predict` needs, as plain JSON."""
         return {
@@ -88,6 +103,7 @@ class Fit:
             "options": self.options,
             "params": self.params(),
             "intervals_90": self.intervals(),
+            "authors_params": self.authors_params(),
             "lr_peak": self.lr_peak,
             "horizon": self.horizon,
             "objective": self.objective,
@@ -111,12 +127,17 @@ class Fit:
         """Inverse of to_json."""
         try:
             law = get_law(doc["law"])
+            params, boot = doc["params"], np.array(doc["bootstrap"], dtype=np.float64).reshape(-1, len(law.params))
+            # fits written before the jackknife band have no refits: their band is bootstrap + residuals only
+            loco = np.array(doc.get("leave_one_curve_out", []), dtype=np.float64).reshape(-1, len(law.params))
+            if law.name == "multi_power" and "Bbeta" not in params:  # written before Bbeta: the authors' B, in its slot
+                params = {**params, "Bbeta": params["B"] * params["beta"]}
+                for rows in (boot, loco):
+                    rows[:, 3] *= rows[:, 5]
             return cls(
-                law=law_name(doc["law"]), options=doc["options"], theta=np.array([doc["params"][p] for p in law.params]),
-                boot=np.array(doc["bootstrap"], dtype=np.float64).reshape(-1, len(law.params)),
-                resid=np.array(doc["residuals"], dtype=np.float64),
-                # fits written before the jackknife band have no refits: their band is bootstrap + residuals only
-                loco=np.array(doc.get("leave_one_curve_out", []), dtype=np.float64).reshape(-1, len(law.params)), lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
+                law=law_name(doc["law"]), options=doc["options"], theta=np.array([params[p] for p in law.params]),
+                boot=boot, resid=np.array(doc["residuals"], dtype=np.float64), loco=loco,
+                lr_peak=float(doc["lr_peak"]), horizon=int(doc["horizon"]),
                 objective=float(doc["objective"]), converged=bool(doc["converged"]), r2=float(doc["r2"]),
                 n_points=int(doc["n_points"]), warnings=list(doc["warnings"]),
                 anchors=[(np.array(a["step"], dtype=np.int64), np.array(a["log_loss"], dtype=np.float64)) for a in doc.get("anchors", [])],
@@ -223,6 +244,8 @@ def _starts(law, data, delta, n_starts):
             theta[law.params.index("alpha")] = alpha
             for name, value in zip(("C", "beta", "gamma"), seed):
                 theta[law.params.index(name)] = value
+            if seed:  # the design's coefficient is the authors' B: Bbeta = B * beta
+                theta[law.params.index("Bbeta")] *= theta[law.params.index("beta")]
             candidates.append((_objective(theta, law, data, delta)[0], tuple(theta)))
     candidates.sort(key=lambda c: c[0])
     picked: list[np.ndarray] = []
@@ -287,7 +310,7 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
         notes.append(f"only {n} fitted points for {len(theta)} parameters")
     for name, value, (lo, hi) in zip(law.params, theta, law.bounds):
         if np.isfinite(hi) and value >= hi * (1 - 1e-6) or value <= lo * (1 + 1e-6) + (1e-12 if lo == 0 else 0):
-            what = " (its term is switched off)" if lo == 0 and name not in ("L0", "alpha") else ""
+            what = f" ({law.at_lower_bound.get(name, 'its term is switched off')})" if lo == 0 and name not in ("L0", "alpha") else ""
             notes.append(f"{name} = {value:.4g} sits on its bound [{lo}, {hi}]{what}: the data did not pin it down")
     return notes
 
@@ -359,11 +382,12 @@ def _leave_one_curve_out(law, data, delta, theta=None) -> tuple[np.ndarray, np.n
 def _loco_refits(law, data, delta, theta=None) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(held-out curve index, refitted parameters, its log residuals) for each refit that `_leave_one_curve_out` keeps.
     Each refit starts from the best variable-projection seeds of the remaining curves (two; one plus the full fit's
-    `theta` where given: it is near the refit's optimum and saves a costly multi_power start). The second seed runs
-    only when L-BFGS-B does not report convergence from the first: on the development curves the full fit's theta
-    always reached the lower objective (or the same to 1e-12), and a multi_power start costs seconds per-step. (A
+    `theta` where given: it is near the refit's optimum and saves a costly multi_power start). From `theta` the second
+    seed runs only when L-BFGS-B does not report convergence: on the development curves the full fit's theta always
+    reached the lower objective (or the same to 1e-12), and a multi_power start costs seconds per-step. (A
     Gauss-Newton check of such a stop, as in `fit`, cost more than it saved: the one unconverged refit there was short
-    of an optimum.)"""
+    of an optimum.) Without `theta` both seeds run, as in `fit`: a multi_power start can report convergence on a
+    flat stretch far from the other's optimum."""
     refits = []
     for j in range(len(data)):
         rest = data[:j] + data[j + 1 :]
@@ -378,7 +402,7 @@ def _loco_refits(law, data, delta, theta=None) -> list[tuple[int, np.ndarray, np
             run = _lbfgsb(t0, law, rest, delta)
             if best is None or run[1] < best[1]:
                 best = run
-            if run[2]:
+            if run[2] and theta is not None:
                 break
         refit = best[0]
         feats, steps, logy = data[j]
@@ -796,6 +820,9 @@ def summary(fitted: Fit, per_curve: list[dict], target: str | None = None) -> st
     for name, value in fitted.params().items():
         band = f" [{ci[name][0]:.4g}, {ci[name][1]:.4g}]" if name in ci else ""
         lines.append(f"  {name:6s} {value:.6g}{band}")
+    for name, got in fitted.authors_params().items():
+        band = f" [{got['interval_90'][0]:.4g}, {got['interval_90'][1]:.4g}]" if got["interval_90"] else ""
+        lines.append(f"  {name:6s} {got['value']:.6g}{band} (the authors' form)")
     for c in per_curve:
         h = c["holdout"]
         held = f"; held-out PredE {100 * h['pred_e']:.3f}% WorstE {100 * h['worst_e']:.3f}% cover90 {h['coverage_90']:.2f}" if h else ""

@@ -29,6 +29,9 @@ class Law:
     linear_design: Callable  # (alpha, feats, steps) -> (X [n, k], map of X's coefficients into theta)
     uses_lr: bool = True
     defaults: dict = field(default_factory=dict)
+    # parameter -> what it means when it ends on its lower bound (default: its term is switched off)
+    at_lower_bound: dict = field(default_factory=dict)
+    authors_form: Callable | None = None  # theta -> the parameters the law's authors report that differ from `params`
     starts: int = 4  # L-BFGS-B runs from the best distinct seeds of the variable-projection scan
 
 
@@ -123,9 +126,10 @@ def _power_design(alpha, feats, steps):
 
 
 # ---- multi-power law (Luo et al. 2025, arXiv 2503.12811) -------------------------------------------------------
-# The authors' parameterisation: S1 counts the actual warmup LR, and LD sums over every LR change from step 1, warmup
-# increases included; their fit leaves every parameter free (AdamW, no bounds), so the only bounds here are the law's
-# domain (C, beta > 0 keep (C x + 1)^-beta defined and decreasing). Parameters are in peak-normalised LR units.
+# The authors' law: S1 counts the actual warmup LR, and LD sums over every LR change from step 1, warmup increases
+# included; their fit leaves every parameter free (AdamW, no bounds), so the only bounds here are the law's domain
+# (C, beta >= 0 keep (C x + 1)^-beta defined and decreasing), with beta = 0 the limit G(x)/beta -> log1p(C x). Fitted
+# with Bbeta = B*beta in place of B (see `_mpl_predict`). Parameters are in peak-normalised LR units.
 LEVEL = 0.03  # log-eta width of a drop bin: eta^-gamma varies by < 3% gamma inside one
 MPL_KNOTS = 120  # evenly spaced steps at which LD is evaluated on a dense query, plus the steps right after LR jumps
 _AFTER_EVENT = np.unique(np.round(1.2 ** np.arange(47)).astype(np.int64)) - 1  # offsets of the knots after an event: 0 .. ~5000
@@ -212,45 +216,81 @@ def _mpl_layout(feats, steps):
     return layout
 
 
+SERIES_BELOW = 1e-2  # z = beta*l under which G/beta and its beta-derivative come from their Taylor series
+
+
+def relative_power(log_base: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """H = (1 - exp(-beta*l)) / beta, dH/dbeta and exp(-beta*l) for l = log1p(u) >= 0: with u = C x, H is the authors'
+    G(x) / beta, whose beta -> 0 limit is l itself (G's log limit), so H is defined, and exact, at beta = 0.
+
+    With z = beta*l, 1 - exp(-z) and l*exp(-z) - H lose ~eps/z to cancellation: where 0 < z < SERIES_BELOW both come
+    from their Taylor series in z instead (truncation < 1e-15 relative); at l = 0 the closed forms are exactly 0."""
+    pw = np.multiply(log_base, -beta)
+    np.exp(pw, out=pw)
+    if abs(beta) * log_base.max(initial=0.0) < SERIES_BELOW:  # beta = 0 among others
+        return (*_relative_power_series(log_base, log_base * beta), pw)
+    h = np.subtract(1.0, pw)
+    h /= beta
+    dh_dbeta = np.multiply(log_base, pw)
+    dh_dbeta -= h
+    dh_dbeta /= beta
+    small = np.flatnonzero((log_base < SERIES_BELOW / abs(beta)) & (log_base > 0))
+    if len(small):
+        l = log_base.ravel()[small]
+        h.ravel()[small], dh_dbeta.ravel()[small] = _relative_power_series(l, l * beta)
+    return h, dh_dbeta, pw
+
+
+def _relative_power_series(log_base, z):
+    """H = l*(1 - z/2 + z^2/6 - ...) to O(z^7) and dH/dbeta = l^2*(-1/2 + z/3 - z^2/8 + ...) to O(z^6)."""
+    h = log_base * (1 + z * (-1 / 2 + z * (1 / 6 + z * (-1 / 24 + z * (1 / 120 + z * (-1 / 720 + z / 5040))))))
+    dh = log_base**2 * (-1 / 2 + z * (1 / 3 + z * (-1 / 8 + z * (1 / 30 + z * (-1 / 144 + z / 840)))))
+    return h, dh
+
+
 def _mpl_predict(theta, feats, steps):
-    """L = L0 + A*S1^-alpha - B*sum_k drop_k*(1 - (C*eta_k^-gamma*(S1(t) - S1(k-1)) + 1)^-beta)."""
-    L0, A, alpha, B, C, beta, gamma = theta
+    """L = L0 + A*S1^-alpha - Bbeta*sum_k drop_k*H(C*eta_k^-gamma*(S1(t) - S1(k-1))), H(u) = (1 - (u + 1)^-beta)/beta.
+
+    This is the authors' B*G with Bbeta = B*beta (see `_mpl_authors_form`): their B and beta trade off along a valley
+    (B*beta fixed) whose end, beta -> 0 with B -> infinity, an optimiser cannot reach; here it is beta = 0, a bound."""
+    L0, A, alpha, Bbeta, C, beta, gamma = theta
     steps = np.asarray(steps)
     at, interp, dsum, neg_log_eta, span = _mpl_layout(feats, steps)
-    # the same operations in the same order as the formula, in place: the [steps, bins] temporaries are the cost
     x = span * np.exp(gamma * neg_log_eta)[None, :]  # eta_k^-gamma * S_k(t)
     base = C * x
-    log_base = np.log1p(base)
-    pow_b = np.multiply(log_base, -beta)
-    np.exp(pow_b, out=pow_b)  # (C x + 1)^-beta
-    LD = (1.0 - pow_b) @ dsum
-    dG_dC = np.multiply(pow_b, beta)
-    base += 1.0
-    dG_dC /= base
-    dG_dC *= x
+    h, dh_dbeta, pw = relative_power(np.log1p(base), beta)
+    LD = h @ dsum
+    pw /= base + 1.0
+    pw *= x  # dH/dC = (C x + 1)^-beta * x / (C x + 1)
     dld = np.empty((len(at), 3))
-    dld[:, 0] = dG_dC @ dsum
-    log_base *= pow_b
-    dld[:, 1] = log_base @ dsum
-    dG_dC *= C
-    dG_dC *= neg_log_eta[None, :]
-    dld[:, 2] = dG_dC @ dsum
+    dld[:, 0] = pw @ dsum
+    dld[:, 1] = dh_dbeta @ dsum
+    pw *= C
+    pw *= neg_log_eta[None, :]  # dH/dgamma = dH/dC * C * (-log eta)
+    dld[:, 2] = pw @ dsum
     if interp is not None:  # LD and its derivatives from the knots; the S1 power term is exact at every step
         LD, dld = interp @ LD, interp @ dld
     x1 = feats["S1"][steps]
     power = x1**-alpha
-    pred = L0 + A * power - B * LD
+    pred = L0 + A * power - Bbeta * LD
     jac = np.empty((len(steps), 7))
     jac[:, 0] = 1.0
     jac[:, 1] = power
     jac[:, 2] = -A * power * np.log(x1)
     jac[:, 3] = -LD
-    np.multiply(dld, -B, out=jac[:, 4:])
+    np.multiply(dld, -Bbeta, out=jac[:, 4:])
     return pred, jac
 
 
+def _mpl_authors_form(theta) -> dict:
+    """The authors' B = Bbeta/beta; none at beta = 0 (G's log limit: B would be infinite)."""
+    beta = float(theta[5])
+    return {"B": float(theta[3]) / beta} if beta > 0 else {}
+
+
 def _mpl_design(alpha, feats, steps):
-    """Seed design: MPL with G == 1, i.e. L0 + A*S1^-alpha - B*(eta_peak - eta_t) (the authors' simplified law)."""
+    """Seed design: MPL with G == 1, i.e. L0 + A*S1^-alpha - B*(eta_peak - eta_t) (the authors' simplified law): its
+    third coefficient is the authors' B, i.e. Bbeta / beta (`fit._starts` converts it at each seed's beta)."""
     x1 = feats["S1"][steps]
     return np.stack([np.ones_like(x1), x1**-alpha, -(1.0 - feats["lr"][steps])], axis=1), (0, 1, 3)
 
@@ -280,12 +320,14 @@ LAWS = {
     ),
     "multi_power": Law(
         name="multi_power",
-        params=("L0", "A", "alpha", "B", "C", "beta", "gamma"),
+        params=("L0", "A", "alpha", "Bbeta", "C", "beta", "gamma"),
         bounds=((0.0, INF), (0.0, INF), (0.0, INF), (0.0, INF), (0.0, INF), (0.0, INF), (-INF, INF)),
         features=_mpl_features,
         predict=_mpl_predict,
         linear_design=_mpl_design,
         defaults={"bin_steps": 128},
+        at_lower_bound={"beta": "G(x)/beta at its log limit log1p(C x), so the authors' B = Bbeta/beta is infinite"},
+        authors_form=_mpl_authors_form,
         starts=2,  # on the development curves every start reached the same optimum; each costs seconds per-step
     ),
     "power": Law(

@@ -7,7 +7,8 @@ seconds of this process, single-threaded (OMP_NUM_THREADS=1). Target (issue 12):
 
     python scripts/bench/scaling_fit_time.py [--size 400] [--points 34000] [--laws annealing,multi_power] [--n-boot 100] [--dump fits.npz]
 
---dump writes each law's parameters, bootstrap draws, leave-one-curve-out refits and band at every step, so that two
+--dump writes each law's parameters, objective, convergence flag, cv_error, bootstrap draws, leave-one-curve-out refits
+and band at every step, so that two
 versions of the fitter can be checked for the same optimum (compare two dumps with numpy).
 """
 
@@ -46,7 +47,9 @@ def main() -> None:
         for c in curves:
             band = predict(fitted, c.lr, np.arange(1, c.horizon + 1))
             dump.update({f"{law}/band/{c.name}": np.array(band)})
-        dump.update({f"{law}/theta": fitted.theta, f"{law}/boot": fitted.boot, f"{law}/loco": fitted.loco})
+        dump.update({f"{law}/theta": fitted.theta, f"{law}/boot": fitted.boot, f"{law}/loco": fitted.loco,
+                     f"{law}/objective": fitted.objective, f"{law}/converged": fitted.converged,
+                     f"{law}/cv_error": np.nan if fitted.cv_error is None else fitted.cv_error})
         total = time.process_time() - t0
         out[law] = {"fit_cpu_s": round(t_fit, 2), "total_cpu_s": round(total, 2), "fit_error": fitted.rel_error[0], "warnings": fitted.warnings}
         print(f"{law:17s} fit+bootstrap+refits {t_fit:7.2f} CPU-s, with bands at every step {total:7.2f} CPU-s; "
