@@ -299,8 +299,9 @@ def _identifiability(curves, law, data, theta, peak, kept) -> list[str]:
     notes = []
     if len(curves) == 1:
         notes.append("one curve only: the parameters trade off against each other and extrapolation to other schedules is "
-                     "weak; the 90% band is not calibrated (per model size it covered 36-99% of unseen points in "
-                     "scripts/bench/scaling_eval.py): fit two curves, one of them decaying, for a band to rely on")
+                     "weak; the 90% band is not calibrated (per model size it covered 54-99% of unseen points for the "
+                     "schedule-aware laws in scripts/bench/scaling_eval.py): fit two curves, one of them decaying, for a "
+                     "band to rely on")
     if law.uses_lr:
         if not _identified(law, data):
             what = ", ".join(p for p in law.params if p not in ("L0", "A", "alpha")) + " (annealing terms)"
