@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Callable
 
 from transformers import TrainerCallback
 
@@ -133,13 +134,15 @@ _TRAINING_STATE = shutil.ignore_patterns("optimizer*", "scheduler.pt", "scaler.p
                                          "global_step*", "latest", "zero_to_fp32.py", "pytorch_model_fsdp*", COMPLETE)
 
 
-def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identity: dict,
+def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool | Callable, identity: dict,
                checkpoint: str | None = None) -> Path:
     """Write <run>/final/ so that it loads with from_pretrained: consolidated weights, tokenizer, LoRA merged if asked.
 
     It is written aside (final.partial/) and swapped in only once complete, carrying over an existing final/eval/.
     With `checkpoint` (training ended there, final/ was not written), its model files are final/'s: Trainer.save_model
     wrote them from the same weights, and a DeepSpeed trainer that did not train in this process cannot save.
+    `merge_lora` True merges a causal-LM adapter (merge_adapter_dir); a task whose final/ is another kind of folder
+    passes its own merge(adapter_dir, out_dir).
     """
     final = Path(run_dir) / FINAL
     partial = final.with_name(FINAL + ".partial")
@@ -160,7 +163,7 @@ def save_final(trainer, run_dir: str | Path, tokenizer, merge_lora: bool, identi
             merged = final.with_name(FINAL + ".merging")
             if merged.exists():
                 shutil.rmtree(merged)
-            merge_adapter_dir(partial, merged)
+            (merge_lora if callable(merge_lora) else merge_adapter_dir)(partial, merged)
             tokenizer.save_pretrained(merged)
             shutil.rmtree(partial)
             os.replace(merged, partial)

@@ -14,6 +14,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from llmkit.config import RunArgs, build_args, load_recipe, parse_cli_overrides, resolved_dict, save_run_config
 from llmkit.data import check_dataset
@@ -68,7 +69,7 @@ class Session:
     def callbacks(self) -> list:
         return [MetricsJsonl(self.run_dir), CheckpointMarker(self.plan.identity), CurrentCadence()]
 
-    def train(self, trainer, tokenizer, merge_lora: bool = False) -> None:
+    def train(self, trainer, tokenizer, merge_lora: bool | Callable = False) -> None:
         if trainer.is_world_process_zero():
             save_run_config(self.run_dir, self.instances, self.recipe_path, self.argv, self.plan)
         # final_from: training had ended at this checkpoint; only final/ was not written (the run stopped while saving)

@@ -181,3 +181,37 @@ def test_resume_lora_run_equals_straight_run(tmp_path):
     losses_a = [r["loss"] for r in read_metrics(tmp_path / "runs" / "straight" / "metrics.jsonl") if "loss" in r]
     losses_b = [r["loss"] for r in read_metrics(run / "metrics.jsonl") if "loss" in r]
     assert losses_b == pytest.approx(losses_a, abs=1e-5)
+
+
+def test_merged_lora_run_stopped_before_final_gets_the_merged_final_of_a_straight_run(tmp_path):
+    """merge_lora: a run stopped after its last step, before final/, is re-run: final/ is made from the last
+    checkpoint's adapter, merged as the straight run's final/ is (plain weights, the same embeddings)."""
+    import torch
+    from safetensors.torch import load_file
+    from sentence_transformers import SentenceTransformer
+
+    from llmkit.embed.cli import mine_main
+    from llmkit.train import main
+
+    common = dict(max_steps=2, save_strategy="steps", save_steps=2, mined_dir=str(tmp_path / "mined"))
+    straight = _recipe(tmp_path, "straight", run_name="straight", **common)
+    mine_main([str(straight)])
+    assert main([str(straight)]) == 0
+    stopped = _recipe(tmp_path, "stopped", run_name="stopped", **common)
+    assert main([str(stopped), "--save_final", "false"]) == 0  # as if killed before final/ was written
+    run = tmp_path / "runs" / "stopped"
+    assert (run / "checkpoint-2" / "adapter_config.json").is_file() and not (run / "final").exists()
+    assert main([str(stopped)]) == 0
+
+    final = run / "final"
+    assert (final / "COMPLETE").is_file() and (final / "modules.json").is_file()
+    assert not (final / "adapter_config.json").exists()  # merge_lora: plain weights, as in the straight run
+    straight_final = tmp_path / "runs" / "straight" / "final"
+    files = lambda folder: {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert files(final) == files(straight_final) - {"training_args.bin"}  # the trainer's own record, not the model
+    a, b = load_file(straight_final / "model.safetensors"), load_file(final / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    texts = ["Which hobby does Nils Brandt enjoy?", "The striker scored twice in the final minutes of the match."]
+    a = SentenceTransformer(str(straight_final), device="cpu").encode(texts)
+    b = SentenceTransformer(str(final), device="cpu").encode(texts)
+    assert np.abs(a - b).max() < 1e-5

@@ -134,7 +134,8 @@ class MergeLoraAtTrainEnd(TrainerCallback):
     """Folds the LoRA adapter into the backbone when training ends, so final/ holds plain weights.
 
     The shared save_final merges a causal-LM adapter directory, which would drop the sentence-transformers
-    modules; merging the model in memory before it is saved keeps them.
+    modules; merging the model in memory before it is saved keeps them. A final/ made from the last checkpoint
+    (training had ended, final/ was not written) is merged by EmbedTrainer.save_merged instead.
     """
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
@@ -203,4 +204,4 @@ def train(run, model_args: ModelArgs, mining_args: MiningArgs, embed_args: Embed
     callbacks = session.callbacks() + ([MergeLoraAtTrainEnd()] if lora is not None and model_args.merge_lora else [])
     trainer = build_trainer(model, datasets, losses, train_args, callbacks)
     # train → save (final/ is a sentence-transformers folder: SentenceTransformer(final) loads it)
-    session.train(trainer, tokenizer, merge_lora=False)
+    session.train(trainer, tokenizer, merge_lora=trainer.save_merged if model_args.merge_lora else False)

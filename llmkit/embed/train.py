@@ -91,7 +91,7 @@ class RankAlignedProportionalBatchSampler(ProportionalBatchSampler):
 
 class EmbedTrainer(SentenceTransformerTrainer):
     """SentenceTransformerTrainer with rank-aligned task batches, which resumes a LoRA backbone from the
-    checkpoint's adapter file.
+    checkpoint's adapter file (and merges a checkpoint's adapter into final/ the same way).
 
     The parent reloads the checkpoint as a new model and copies its state dict, but the reloaded backbone
     carries the adapter without peft's `base_model.model.` prefix, so the keys never match.
@@ -128,6 +128,15 @@ class EmbedTrainer(SentenceTransformerTrainer):
         result = set_peft_model_state_dict(backbone, load_file(str(adapter)))
         if result.unexpected_keys:
             raise LlmkitError(f"resume: {adapter} does not fit this model (e.g. {result.unexpected_keys[0]})")
+
+    def save_merged(self, adapter_dir, out_dir) -> None:
+        """save_final's LoRA merge for a final/ made from a checkpoint (llmkit.models.merge_adapter_dir would drop
+        the sentence-transformers modules): the adapter saved in `adapter_dir` loaded into this model, folded in."""
+        from llmkit.embed.model import merge_lora
+
+        self._load_from_checkpoint(str(adapter_dir))
+        merge_lora(self.model)
+        self.model.save(str(out_dir))
 
 
 def build_trainer(model, datasets: dict, losses: dict, training_args, callbacks=()):
