@@ -215,3 +215,23 @@ def test_merged_lora_run_stopped_before_final_gets_the_merged_final_of_a_straigh
     a = SentenceTransformer(str(straight_final), device="cpu").encode(texts)
     b = SentenceTransformer(str(final), device="cpu").encode(texts)
     assert np.abs(a - b).max() < 1e-5
+
+
+def test_prepared_inputs_are_replaced_whole_and_a_folder_llmkit_did_not_write_is_kept(tmp_path):
+    from datasets import Dataset
+
+    from llmkit.embed.prepared import load_prepared, save_prepared
+
+    save_prepared({"a": Dataset.from_dict({"query": ["q1"]})}, tmp_path, "k1")
+    save_prepared({"b": Dataset.from_dict({"query": ["q2", "q3"]})}, tmp_path, "k2")  # other settings: re-rendered
+    loaded = load_prepared(tmp_path, "k2")
+    assert list(loaded) == ["b"] and loaded["b"]["query"] == ["q2", "q3"]
+    assert [p.name for p in tmp_path.iterdir()] == ["prepared"]  # no old rendering or temporary folder left
+    assert sorted(p.name for p in (tmp_path / "prepared").iterdir()) == ["b", "prepared.json"]
+
+    other = tmp_path / "other"
+    (other / "prepared").mkdir(parents=True)
+    (other / "prepared" / "notes.txt").write_text("mine")
+    with pytest.raises(LlmkitError, match=r"mined_dir: .*prepared is not empty and holds no prepared\.json"):
+        save_prepared({"a": Dataset.from_dict({"query": ["q1"]})}, other, "k1")
+    assert [p.name for p in other.rglob("*")] == ["prepared", "notes.txt"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 from llmkit.errors import LlmkitError
-from llmkit.io import write_json
+from llmkit.io import replace_owned_dir, write_json
 
 FOLDER = "prepared"
+META = "prepared.json"  # the key and task list, written last; also marks the folder as llmkit's own
 
 
 def prepare_key(out_dir: Path, settings: dict, task_prompts: str, tokenizer) -> str:
@@ -31,22 +30,18 @@ def prepare_key(out_dir: Path, settings: dict, task_prompts: str, tokenizer) -> 
 
 
 def save_prepared(datasets: dict, out_dir: Path, key: str) -> None:
-    """Write {task: Dataset} to <out_dir>/prepared (complete or not at all: written aside, then renamed)."""
-    target, tmp = out_dir / FOLDER, out_dir / (FOLDER + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for task, dataset in datasets.items():
-        dataset.save_to_disk(str(tmp / task))
-    write_json(tmp / "prepared.json", {"key": key, "tasks": sorted(datasets)})
-    if target.exists():
-        shutil.rmtree(target)  # an older rendering of llmkit's own, for other settings
-    os.replace(tmp, target)
+    """Write {task: Dataset} to <out_dir>/prepared (complete or not at all: written aside, then swapped in)."""
+    with replace_owned_dir(out_dir / FOLDER, META, "mined_dir") as tmp:
+        for task, dataset in datasets.items():
+            dataset.save_to_disk(str(tmp / task))
+        write_json(tmp / META, {"key": key, "tasks": sorted(datasets)})
 
 
 def load_prepared(out_dir: Path, key: str, recipe: str = "RECIPE") -> dict:
     """{task: Dataset} cached under this key, or a one-line error saying how to make it."""
     from datasets import load_from_disk
 
-    meta = out_dir / FOLDER / "prepared.json"
+    meta = out_dir / FOLDER / META
     if not meta.is_file():
         raise LlmkitError(f"mined_dir: {out_dir / FOLDER} does not exist; run `llmkit mine {recipe}` first")
     info = json.loads(meta.read_text(encoding="utf-8"))
