@@ -95,9 +95,22 @@ def make_bidirectional(backbone) -> None:
 
 
 def merge_lora(model) -> None:
-    """Fold a LoRA adapter into the backbone weights in place, so `model.save` writes plain weights."""
+    """Fold a LoRA adapter into the backbone weights in place, so `model.save` writes plain weights.
+
+    Under ZeRO-3 every rank holds a shard of each weight (an empty tensor in its place), so the merge runs on the
+    gathered weights, on every rank, and rank 0's result is partitioned again: merging the placeholders folded
+    nothing in, and final/ held the base model's weights."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
     backbone = model[0]
-    if hasattr(backbone.model, "merge_and_unload"):
+    if not hasattr(backbone.model, "merge_and_unload"):
+        return
+    if is_deepspeed_zero3_enabled():
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(backbone.model.parameters()), modifier_rank=0):
+            backbone.model = backbone.model.merge_and_unload()
+    else:
         backbone.model = backbone.model.merge_and_unload()
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, python_env
 
@@ -32,5 +33,10 @@ def test_embed_recipe_trains_on_two_processes(preset, tmp_path, tiny_model_path)
     final = tmp_path / "tiny_demo" / "final"
     weights = {k: v for f in final.rglob("*.safetensors") for k, v in load_file(f).items()}
     assert weights and all(v.numel() > 0 for v in weights.values())
+    # merge_lora folded the trained adapter in: the projections differ from the base model's (LoRA's B starts at 0)
+    base = {k.removeprefix("model."): v for k, v in load_file(f"{tiny_model_path}/model.safetensors").items()}
+    projections = [k for k in weights if k.endswith("q_proj.weight")]
+    assert projections and not any(k.startswith("base_model") or "lora_" in k for k in weights)
+    assert all(not torch.equal(weights[k], base[k.removeprefix("model.")].to(weights[k].dtype)) for k in projections)
     model = SentenceTransformer(str(final), device="cpu")
     assert model.encode(["a query", "a document"]).shape[0] == 2
