@@ -1,6 +1,6 @@
 """A multi-task embed recipe trains on 2 gloo processes under the ddp and zero3 presets (ddp used to deadlock at the
 first step whose two ranks drew different tasks; zero3 used to save empty, partitioned weights), and final/ loads as
-a SentenceTransformer whose weights are all there."""
+a SentenceTransformer whose weights are all there, with the trained LoRA adapter folded in."""
 
 from __future__ import annotations
 
