@@ -100,17 +100,19 @@ def merge_lora(model) -> None:
     Under ZeRO-3 every rank holds a shard of each weight (an empty tensor in its place), so the merge runs on the
     gathered weights, on every rank, and rank 0's result is partitioned again: merging the placeholders folded
     nothing in, and final/ held the base model's weights."""
+    from contextlib import nullcontext
+
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     backbone = model[0]
     if not hasattr(backbone.model, "merge_and_unload"):
         return
+    gathered = nullcontext()
     if is_deepspeed_zero3_enabled():
         import deepspeed
 
-        with deepspeed.zero.GatheredParameters(list(backbone.model.parameters()), modifier_rank=0):
-            backbone.model = backbone.model.merge_and_unload()
-    else:
+        gathered = deepspeed.zero.GatheredParameters(list(backbone.model.parameters()), modifier_rank=0)
+    with gathered:
         backbone.model = backbone.model.merge_and_unload()
 
 

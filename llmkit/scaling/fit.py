@@ -133,7 +133,7 @@ class Fit:
             if law.name == "multi_power" and "Bbeta" not in params:  # written before Bbeta: the authors' B, in its slot
                 params = {**params, "Bbeta": params["B"] * params["beta"]}
                 for rows in (boot, loco):
-                    rows[:, 3] *= rows[:, 5]
+                    rows[:, law.params.index("Bbeta")] *= rows[:, law.params.index("beta")]
             return cls(
                 law=law_name(doc["law"]), options=doc["options"], theta=np.array([params[p] for p in law.params]),
                 boot=boot, resid=np.array(doc["residuals"], dtype=np.float64), loco=loco,
@@ -394,18 +394,13 @@ def _loco_refits(law, data, delta, theta=None) -> list[tuple[int, np.ndarray, np
         rest = data[:j] + data[j + 1 :]
         if sum(len(s) for _, s, _ in rest) <= len(law.params) or not _identified(law, rest):
             continue
-        seeds = _starts(law, rest, delta, 2) if theta is None else [theta, None]  # None: scanned only when needed
-        best = None
-        for t0 in seeds:
-            t0 = next(iter(_starts(law, rest, delta, 1)), None) if t0 is None else t0
-            if t0 is None:
-                break
-            run = _lbfgsb(t0, law, rest, delta)
-            if best is None or run[1] < best[1]:
-                best = run
-            if run[2] and theta is not None:
-                break
-        refit = best[0]
+        if theta is None:
+            runs = [_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 2)]
+        else:
+            runs = [_lbfgsb(theta, law, rest, delta)]
+            if not runs[0][2]:  # the scan's best seed only when the warm start did not converge
+                runs += [_lbfgsb(t0, law, rest, delta) for t0 in _starts(law, rest, delta, 1)]
+        refit = min(runs, key=lambda r: r[1])[0]
         feats, steps, logy = data[j]
         pred = law.predict(refit, feats, steps)[0]
         if np.all(pred > 0):

@@ -8,8 +8,8 @@ seconds of this process, single-threaded (OMP_NUM_THREADS=1). Target (issue 12):
     python scripts/bench/scaling_fit_time.py [--size 400] [--points 34000] [--laws annealing,multi_power] [--n-boot 100] [--dump fits.npz]
 
 --dump writes each law's parameters, objective, convergence flag, cv_error, bootstrap draws, leave-one-curve-out refits
-and band at every step, so that two
-versions of the fitter can be checked for the same optimum (compare two dumps with numpy).
+and band at every step, so that two versions of the fitter can be checked for the same optimum (compare two dumps
+with numpy).
 """
 
 from __future__ import annotations
